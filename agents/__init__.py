@@ -1,0 +1,1 @@
+"""Agents that put memories to work (installed as ``memagent.agents``)."""

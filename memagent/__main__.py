@@ -1,0 +1,5 @@
+import sys
+
+from memagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``memagent`` subcommand; each defines ``register(subparsers)``."""

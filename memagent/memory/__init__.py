@@ -1,0 +1,1 @@
+"""Memories, one file per kind: replay, generative, nmn, hopfield, continual, recurrent."""

@@ -1,0 +1,24 @@
+"""The package installs as designed: envs/ and agents/ under memagent, the CLI answers."""
+
+import subprocess
+import sys
+
+
+def test_top_level_dirs_install_under_memagent():
+    import memagent.agents
+    import memagent.envs
+
+    assert memagent.envs.__name__ == "memagent.envs"
+    assert memagent.agents.__name__ == "memagent.agents"
+    # no generic top-level name leaks into site-packages
+    import importlib.util
+
+    for generic in ("envs", "agents"):
+        spec = importlib.util.find_spec(generic)
+        assert spec is None or "site-packages" not in str(spec.origin), spec
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "memagent", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "bench" in out
