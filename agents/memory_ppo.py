@@ -68,7 +68,7 @@ class MemoryPPO(OnPolicyAlgorithm):
     policy: MemoryActorCriticPolicy
 
     def __init__(self, policy: str | type[MemoryActorCriticPolicy], env: GymEnv | str,
-                 learning_rate: float | Schedule = 3e-4, n_steps: int = 128, batch_size: int = 256,
+                 learning_rate: float | Schedule = 3e-4, n_steps: int = 128, batch_size: int = 512,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
                  normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import MlpExtractor, NatureCNN
 
@@ -107,6 +108,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         ``actions, values (B, 1), log_prob (B,), state``."""
         latent_pi, latent_vf, state = self._latent(obs.unsqueeze(0), state,
                                                    episode_starts.view(1, -1).float())
+        if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
+            log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
+            actions = (log_p.argmax(-1) if deterministic
+                       else th.multinomial(log_p.exp(), 1).squeeze(-1))  # (B,)
+            return actions, self.value_net(latent_vf), log_p.gather(-1, actions[:, None])[:, 0], state
         distribution = self._get_action_dist_from_latent(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)
         actions = actions.reshape((-1, *self.action_space.shape))

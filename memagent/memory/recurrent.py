@@ -87,10 +87,12 @@ class _RNNCore(MemoryCore):
         self.num_layers = num_layers
         self.rnn = self.rnn_class(input_dim, hidden_size, num_layers=num_layers)
         for name, param in self.rnn.named_parameters():
-            if "bias" in name:
-                nn.init.zeros_(param)
-            elif "weight" in name:
+            if "weight" in name:
                 nn.init.orthogonal_(param)
+            elif "bias" in name:  # remember by default: keep-gate bias +1 (Jozefowicz et al. 2015)
+                nn.init.zeros_(param)
+                with torch.no_grad():
+                    param[self.keep_gate * hidden_size:(self.keep_gate + 1) * hidden_size] = 1.0
 
     def _zeros(self, batch_size: int, device) -> Tensor:
         return torch.zeros(self.num_layers, batch_size, self.output_dim, device=device)
@@ -146,6 +148,7 @@ class LSTMCore(_RNNCore):
     """
 
     rnn_class = nn.LSTM
+    keep_gate = 1  # gates (i, f, g, o): the forget gate
 
 
 class GRUCore(_RNNCore):
@@ -157,6 +160,7 @@ class GRUCore(_RNNCore):
     """
 
     rnn_class = nn.GRU
+    keep_gate = 1  # gates (r, z, n): the update gate, h' = (1 - z) n + z h
 
 
 def _core_classes() -> dict[str, type[MemoryCore]]:
