@@ -28,6 +28,9 @@ ENVS: dict[str, tuple[str, dict, int, str]] = {
     "memagent/TMaze-Random-v0": (
         "memagent.envs.tmaze:TMazeEnv", {"length": (5, 20)}, 50,
         "passive T-maze whose length (5..20) is drawn per episode: counting steps cannot solve it"),
+    "memagent/Screens-v0": (
+        "memagent.envs.screens:ScreensEnv", {}, 100,
+        "MAN 4.2: 4x3 room, state = (position, direction), info['state_id'], noisy screens"),
 }
 
 

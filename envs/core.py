@@ -115,7 +115,8 @@ class GridEngine:
         else:
             s = self.image_size
             self.observation_space = spaces.Box(0, 255, (s, s, 3), np.uint8)
-            self._view_renderer = _render.TileRenderer(s // k, k, k, out_size=s)
+            sizes = _render.split(s, k)
+            self._view_renderer = _render.TileRenderer(sizes, sizes)
         self.action_space = spaces.Discrete(self.n_actions)
 
     # -- coordinates --------------------------------------------------------------------
@@ -216,7 +217,8 @@ class GridEngine:
         lit = np.zeros(ids.shape, dtype=np.int32)
         lit[max(ar - r, 0):ar + r + 1, max(ac - c0 - r, 0):ac - c0 + r + 1] = _render.N_SPRITES
         ids[ar, ac - c0] += (int(self.heading[env]) + 1) * N_TILES
-        return _render.TileRenderer(tile_size, *ids.shape).render((ids + lit)[None])[0]
+        renderer = _render.TileRenderer([tile_size] * ids.shape[0], [tile_size] * ids.shape[1])
+        return renderer.render((ids + lit)[None])[0]
 
     # -- subclass hooks -------------------------------------------------------------------
     def _reset(self, idx: np.ndarray) -> None:   # pragma: no cover - abstract

@@ -43,31 +43,31 @@ PALETTE = np.array([
 AGENT_COLOUR = np.array((230, 30, 30), dtype=np.uint8)
 FLOOR_COLOUR, GRID_COLOUR = np.array((30, 30, 30)), np.array((55, 55, 55))
 WALL_COLOUR = np.array((105, 105, 110))
-BORDER_COLOUR = 0   # padding around a pixel view that does not fill the image
 
 
-def _unit_grid(ts: int):
-    """Pixel-centre coordinates in [0, 1]: (y, x), each (ts, ts)."""
-    c = (np.arange(ts) + 0.5) / ts
-    return np.meshgrid(c, c, indexing="ij")
+def _unit_grid(h: int, w: int | None = None):
+    """Pixel-centre coordinates in [0, 1]: (y, x), each (h, w)."""
+    w = h if w is None else w
+    return np.meshgrid((np.arange(h) + 0.5) / h, (np.arange(w) + 0.5) / w, indexing="ij")
 
 
-def triangle_mask(ts: int, heading: int) -> np.ndarray:
-    """A triangle pointing north/east/south/west (heading 0..3) inside a ts x ts cell."""
-    y, x = _unit_grid(ts)
+def triangle_mask(h: int, heading: int, w: int | None = None) -> np.ndarray:
+    """A triangle pointing north/east/south/west (heading 0..3) inside an h x w cell."""
+    y, x = _unit_grid(h, w)
     u, v = [(1 - y, x), (x, y), (y, x), (1 - x, y)][heading]   # u: along the heading
-    return (u >= 0.15) & (u <= 0.85) & (np.abs(v - 0.5) <= 0.5 * (0.85 - u) + 0.5 / ts)
+    return (u >= 0.15) & (u <= 0.85) & (np.abs(v - 0.5) <= 0.5 * (0.85 - u) + 0.5 / min(y.shape))
 
 
-@lru_cache(maxsize=16)
-def sprites(ts: int) -> np.ndarray:
-    """All sprites at ``ts`` pixels, ``(2 * N_SPRITES, ts, ts, 3) uint8`` (read-only)."""
-    y, x = _unit_grid(ts)
-    edge = (np.minimum(y, x) < 1 / ts) | (np.maximum(y, x) > 1 - 1 / ts)   # 1 px grid line
+@lru_cache(maxsize=32)
+def sprites(h: int, w: int | None = None) -> np.ndarray:
+    """All sprites at ``h x w`` pixels, ``(2 * N_SPRITES, h, w, 3) uint8`` (read-only)."""
+    w = h if w is None else w
+    y, x = _unit_grid(h, w)
+    edge = (y < 1 / h) | (y > 1 - 1 / h) | (x < 1 / w) | (x > 1 - 1 / w)   # 1 px grid line
     floor = np.where(edge[..., None], GRID_COLOUR, FLOOR_COLOUR)
     inner = lambda m: (np.abs(y - 0.5) < m) & (np.abs(x - 0.5) < m)  # noqa: E731
     disc = lambda rad, cy=0.5, cx=0.5: (y - cy) ** 2 + (x - cx) ** 2 < rad ** 2  # noqa: E731
-    base = np.empty((N_TILES, ts, ts, 3), dtype=np.float64)
+    base = np.empty((N_TILES, h, w, 3), dtype=np.float64)
     base[:] = floor
     base[WALL] = np.where(edge[..., None], WALL_COLOUR * 0.7, WALL_COLOUR)
     diamond = np.abs(y - 0.5) + np.abs(x - 0.5) < 0.3
@@ -88,44 +88,77 @@ def sprites(ts: int) -> np.ndarray:
         ball = floor.copy()
         ball[disc(0.28)] = col
         base[DISTRACTOR0 + i] = ball
-    out = np.empty((2, 5, N_TILES, ts, ts, 3), dtype=np.float64)
+    out = np.empty((2, 5, N_TILES, h, w, 3), dtype=np.float64)
     out[:, :] = base
-    for h in range(4):
-        out[:, 1 + h][:, :, triangle_mask(ts, h)] = AGENT_COLOUR
+    for heading in range(4):
+        out[:, 1 + heading][:, :, triangle_mask(h, heading, w)] = AGENT_COLOUR
     out[1] = out[1] * 0.85 + 255 * 0.15     # lit: inside the agent's view
     table = np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8)).reshape(
-        2 * N_SPRITES, ts, ts, 3)
+        2 * N_SPRITES, h, w, 3)
     table.flags.writeable = False
     return table
+
+
+def split(total: int, n: int) -> list[int]:
+    """``n`` tile sizes that add up to ``total``; the spare pixels go to the middle tiles."""
+    ts, extra = divmod(total, n)
+    first = (n - extra) // 2
+    return [ts + (first <= i < first + extra) for i in range(n)]
 
 
 class TileRenderer:
     """Draws batches of ``(M, rows, cols)`` sprite-id grids as ``(M, H, W, 3)`` uint8 frames.
 
-    :param ts: tile size in pixels.
-    :param out_size: when given, frames are ``out_size x out_size``, the tiles centred on a
-        black border (``rows * ts <= out_size``).
+    :param heights: pixel height of each tile row (``split(H, rows)``).
+    :param widths: pixel width of each tile column.
+
+    Per call, the distinct rows of tiles in the batch (few: worlds repeat) are drawn once as
+    pixel strips ``(U, h, W*3)``; the frames are then one ``np.take`` of whole pixel rows
+    from the strips, written contiguously (the fast path of numpy's gather).
     """
 
-    def __init__(self, ts: int, rows: int, cols: int, out_size: int | None = None):
-        self.ts, self.rows, self.cols = ts, rows, cols
-        self.table = sprites(ts).reshape(-1, ts * 3)                   # (sprites*ts, ts*3)
-        self.row_offsets = np.arange(ts, dtype=np.int32)[None, None, :, None]
-        self.h, self.w = rows * ts, cols * ts
-        self.out_size = out_size
-        if out_size is not None:
-            self.top, self.left = (out_size - self.h) // 2, (out_size - self.w) // 2
+    def __init__(self, heights: list[int], widths: list[int]):
+        self.heights, self.widths = list(heights), list(widths)
+        self.h, self.w = sum(self.heights), sum(self.widths)
+        self.hmax = max(self.heights)
+        self.row_classes = sorted(set(self.heights))          # at most two heights
+        self.row_class = np.array([self.row_classes.index(h) for h in self.heights])
+        self.tables = {(h, w): sprites(h, w).reshape(-1, w * 3)
+                       for h in self.row_classes for w in set(self.widths)}
+        self.col_bytes = np.concatenate([[0], np.cumsum(self.widths) * 3])
+        self.out_row_tile = np.repeat(np.arange(len(self.heights)), self.heights)   # (H,)
+        self.out_row_sub = np.concatenate([np.arange(h) for h in self.heights])     # (H,)
+        self.n_ids = 2 * N_SPRITES
 
     def render(self, ids: np.ndarray) -> np.ndarray:
-        m = ids.shape[0]
-        # (M, R, C) -> gather rows (M, R, ts, C) of ts*3 bytes -> (M, R*ts, C*ts, 3)
-        rows = (ids.astype(np.int32) * self.ts)[:, :, None, :] + self.row_offsets
-        if self.out_size is None or (self.h == self.out_size and self.w == self.out_size):
-            return self.table[rows].reshape(m, self.h, self.w, 3)
-        out = np.full((m, self.out_size, self.out_size, 3), BORDER_COLOUR, dtype=np.uint8)
-        out[:, self.top:self.top + self.h, self.left:self.left + self.w] = \
-            self.table[rows].reshape(m, self.h, self.w, 3)
-        return out
+        m, rows, cols = ids.shape
+        # one key per (frame, tile row): the row's sprite ids and its height class
+        keyed = np.concatenate([ids.astype(np.int64),
+                                np.broadcast_to(self.row_class[None, :, None], (m, rows, 1))], axis=2)
+        keyed = keyed.reshape(m * rows, cols + 1)
+        if cols <= 6:
+            code = keyed @ (self.n_ids ** np.arange(cols + 1, dtype=np.int64))
+            uniq, inv = np.unique(code, return_inverse=True)
+            first = np.zeros(len(uniq), dtype=np.int64)
+            first[inv] = np.arange(len(inv))                  # one row of `keyed` per strip
+            strips_keys = keyed[first]
+        else:
+            strips_keys, inv = np.unique(keyed, axis=0, return_inverse=True)
+        inv = inv.reshape(m, rows)
+        u = len(strips_keys)
+        strips = np.zeros((u, self.hmax, self.w * 3), dtype=np.uint8)
+        for c, h in enumerate(self.row_classes):
+            sel = np.flatnonzero(strips_keys[:, -1] == c)
+            if not len(sel):
+                continue
+            for j, w in enumerate(self.widths):
+                # (U_c,) sprite ids -> sprite rows (U_c, h) -> (U_c, h, w*3) bytes of column j
+                src = strips_keys[sel, j][:, None] * h + np.arange(h)
+                strips[sel, :h, self.col_bytes[j]:self.col_bytes[j + 1]] = self.tables[h, w][src]
+        # output row y of frame m = strip inv[m, tile row of y], sub-row of y: (M, H) row ids
+        take = inv[:, self.out_row_tile] * self.hmax + self.out_row_sub
+        out = np.take(strips.reshape(u * self.hmax, self.w * 3), take, axis=0)
+        return out.reshape(m, self.h, self.w, 3)
 
 
 class Viewer:
