@@ -183,7 +183,7 @@ class EWC(_Regulariser):
 
     name = "ewc"
 
-    def __init__(self, lam: float = 100.0, n_samples: int = 200):
+    def __init__(self, lam: float = 30.0, n_samples: int = 200):
         super().__init__(lam / 2)
         self.n_samples = n_samples
 
@@ -204,7 +204,7 @@ class MAS(_Regulariser):
 
     name = "mas"
 
-    def __init__(self, lam: float = 1.0, n_samples: int = 200):
+    def __init__(self, lam: float = 0.001, n_samples: int = 200):
         super().__init__(lam)
         self.n_samples = n_samples
 
@@ -229,7 +229,7 @@ class SI(_Regulariser):
 
     name = "si"
 
-    def __init__(self, c: float = 1.0, xi: float = 0.1):
+    def __init__(self, c: float = 0.3, xi: float = 0.1):
         super().__init__(c)
         self.xi = xi
         self._w: dict[str, Tensor] = {}
