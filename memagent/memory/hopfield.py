@@ -91,7 +91,8 @@ SIMILARITIES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
 
 def _normalise(p: Tensor) -> Tensor:
     """``p / sum(|p|)`` over the memories (the official code's ``p / p.sum()``, sign-safe)."""
-    return p / p.abs().sum(-1, keepdim=True).clamp_min(_EPS)
+    total = p.abs().sum(-1, keepdim=True)
+    return p / torch.where(total > 0, total, torch.ones_like(total))
 
 
 def identity_separation(scores: Tensor, beta: float = 1.0, mask: Tensor | None = None,
@@ -109,7 +110,10 @@ def polynomial_separation(scores: Tensor, beta: float = 1.0, mask: Tensor | None
     """
     if int(n) != n or n < 1:
         raise ValueError(f"polynomial separation needs an integer degree n >= 1, got n={n}")
-    p = (scores.clamp_min(0.0) if rectified else scores) ** int(n)
+    s = scores.clamp_min(0.0) if rectified else scores
+    if normalize:  # the normalisation cancels any scale: divide first so s**n cannot under/overflow
+        s = s / s.detach().abs().amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
+    p = s ** int(n)
     if mask is not None:
         p = p.masked_fill(~mask, 0.0)
     return _normalise(p) if normalize else p
