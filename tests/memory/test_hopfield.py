@@ -133,3 +133,100 @@ def test_bad_input_errors():
         retrieve(q, k, similarity="dot", inverse=True)
     with pytest.raises(ValueError, match="bool"):
         retrieve(q, k, mask=torch.ones(3, 5))
+
+
+# ---------------------------------------------------------------------------------- models
+
+
+def _flip(x, frac, g):
+    flips = torch.rand(x.shape, generator=g) < frac
+    return torch.where(flips, -x, x)
+
+
+def _bipolar_patterns(n, d, g):
+    return torch.randint(0, 2, (n, d), generator=g).float() * 2 - 1
+
+
+def test_classical_hopfield_recovers_from_flipped_bits():
+    g = torch.Generator().manual_seed(7)
+    patterns = _bipolar_patterns(6, 120, g)  # 6 << 0.138 * 120
+    net = H.ClassicalHopfield(120).store(patterns)
+    out = net.recall(_flip(patterns, 0.1, g), generator=g)
+    assert torch.equal(out, patterns)
+    # Its synchronous update is the UHN instance: dot similarity, identity separation, sign.
+    q = _flip(patterns, 0.1, g)
+    uhn = torch.sign(retrieve(q, patterns, similarity="dot", separation="identity", normalize=False))
+    assert (uhn == net.step(q)).float().mean() > 0.97  # differs only by the zeroed diagonal
+
+
+def test_sdm_recovers_from_flipped_bits():
+    g = torch.Generator().manual_seed(8)
+    patterns = _bipolar_patterns(10, 256, g)
+    sdm = H.SparseDistributedMemory(256, n_locations=2000, p_activate=0.05, seed=0).write(patterns)
+    assert (sdm.read(_flip(patterns, 0.1, g), iterations=3) == patterns).float().mean() > 0.99
+
+
+def test_dam_stores_beyond_classical_capacity():
+    g = torch.Generator().manual_seed(9)
+    patterns = _bipolar_patterns(30, 64, g)  # 30 > 0.138 * 64: too many for the classical net
+    dam = H.DenseAssociativeMemory(64, 30, n=3, rectified=False)
+    with torch.no_grad():
+        dam.memories.copy_(patterns)
+    probes = _flip(patterns, 0.1, g)
+    assert (dam.relax(probes, generator=g) == patterns).all(1).float().mean() > 0.9
+    classical = H.ClassicalHopfield(64).store(patterns)
+    assert (classical.recall(probes, generator=g) == patterns).all(1).float().mean() < 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_energies_never_increase(seed):
+    g = torch.Generator().manual_seed(seed)
+    patterns = _bipolar_patterns(15, 40, g)  # above classical capacity: real dynamics
+    probes = _bipolar_patterns(8, 40, g)
+    _, e = H.ClassicalHopfield(40).store(patterns).recall(probes, generator=g, return_energies=True)
+    assert (e[1:] - e[:-1]).max() <= 1e-5
+    for n, rectified in ((2, False), (3, True), (4, False)):
+        dam = H.DenseAssociativeMemory(40, 15, n=n, rectified=rectified, seed=seed)
+        _, e = dam.relax(probes, generator=g, return_energies=True)
+        assert (e[1:] - e[:-1] <= 1e-5 * e.abs().max()).all()
+    hop = H.ModernHopfield(torch.randn(20, 16, generator=g), beta=0.7)
+    _, e = hop(torch.randn(8, 16, generator=g), steps=6, return_energies=True)
+    assert (e[1:] - e[:-1]).max() <= 1e-5
+
+
+def test_modern_hopfield_one_step_retrieval():
+    g = torch.Generator().manual_seed(10)
+    x = torch.randn(50, 64, generator=g)
+    out = H.ModernHopfield(x, beta=2.0)(x + 0.3 * torch.randn(50, 64, generator=g))
+    torch.testing.assert_close(out, x, atol=1e-3, rtol=0)
+
+
+def test_universal_hopfield_matches_cdist_and_chunks():
+    g = torch.Generator().manual_seed(11)
+    k, q = torch.rand(300, 20, generator=g), torch.rand(70, 20, generator=g)
+    mem = H.UniversalHopfield(k, chunk_size=16)
+    assert torch.equal(mem(q), k[torch.cdist(q, k).argmin(-1)])
+    soft = H.UniversalHopfield(k, similarity="manhattan", separation="softmax", beta=3.0, chunk_size=16)
+    torch.testing.assert_close(soft(q), retrieve(q, k, similarity="manhattan", beta=3.0))
+    with pytest.raises(ValueError, match=r"shape \(Q, 20\)"):
+        mem(torch.rand(5, 21))
+    with pytest.raises(ValueError, match="unknown separation"):
+        H.UniversalHopfield(k, separation="argmax")
+
+
+def test_dam_classifier_gradients_and_errors():
+    dam = H.DenseAssociativeMemory(74, 20, n=5, n_labels=10)
+    logits = dam.label_logits(torch.rand(4, 64) * 2 - 1)
+    assert logits.shape == (4, 10)
+    logits.logsumexp(-1).sum().backward()
+    assert dam.memories.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="64"):
+        dam.label_logits(torch.rand(4, 63))
+    with pytest.raises(ValueError, match="n_labels"):
+        H.DenseAssociativeMemory(64, 10).label_logits(torch.rand(2, 64))
+    with pytest.raises(ValueError, match="order n"):
+        H.DenseAssociativeMemory(64, 10, n=0)
+    with pytest.raises(ValueError, match="beta"):
+        H.ModernHopfield(torch.rand(3, 4), beta=0)
+    with pytest.raises(ValueError, match=r"shape \(N, 8\)"):
+        H.ClassicalHopfield(8).store(torch.ones(3, 9))
