@@ -69,8 +69,13 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"memory core {type(core).__name__} reads input_dim="
                              f"{getattr(core, 'input_dim', None)} but the features extractor gives "
                              f"{self.features_dim}; build the core with input_dim={self.features_dim}")
-        with th.no_grad():  # a dry run: does the core give what it says?
-            y, _ = core(th.zeros(1, 1, self.features_dim), core.initial_state(1), th.ones(1, 1))
+        try:  # a dry run: does the core give what it says?
+            with th.no_grad():
+                y, _ = core(th.zeros(1, 1, self.features_dim), core.initial_state(1), th.ones(1, 1))
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"memory core {type(core).__name__} (input_dim={self.features_dim}, "
+                             f"output_dim={core.output_dim}) failed on a (1, 1, {self.features_dim}) "
+                             f"input: {err}; check its memory_kwargs and output_dim") from err
         if y.shape != (1, 1, core.output_dim):
             raise ValueError(f"memory core {type(core).__name__} declares output_dim={core.output_dim} "
                              f"but returned outputs of shape {tuple(y.shape)} for x of shape "
