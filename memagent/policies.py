@@ -115,8 +115,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
                                                    episode_starts.view(1, -1).float())
         if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
             log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
-            actions = (log_p.argmax(-1) if deterministic
-                       else th.multinomial(log_p.exp(), 1).squeeze(-1))  # (B,)
+            if deterministic:
+                actions = log_p.argmax(-1)  # (B,)
+            else:  # inverse-CDF sampling: one uniform per env (torch.multinomial is slower here)
+                u = th.rand(log_p.shape[0], 1, device=log_p.device)
+                actions = (log_p.exp().cumsum(-1) < u).sum(-1).clamp(max=log_p.shape[-1] - 1)
             return actions, self.value_net(latent_vf), log_p.gather(-1, actions[:, None])[:, 0], state
         distribution = self._get_action_dist_from_latent(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)

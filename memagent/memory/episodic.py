@@ -140,7 +140,7 @@ class NMNCore(MemoryCore):
         self.layer = NMNLayer(self.input_dim, hidden_size, **kwargs)
         self.output_dim = int(self.layer.output_dim)
         one, two = self.layer.initial_state(1), self.layer.initial_state(2)
-        self.state_batch_dim = next(d for d, (a, b) in enumerate(zip(one[0].shape, two[0].shape))
+        self.state_batch_dim = next(d for d, (a, b) in enumerate(zip(one[0].shape, two[0].shape, strict=True))
                                     if a != b)
         self._last: Tensor | None = None
 
