@@ -178,6 +178,20 @@ class GridEngine:
         self.heading[:] = a
         return tile, ok
 
+    def _choice(self, tile: np.ndarray, n_doors: int, target: np.ndarray):
+        """Whether the move entered one of doors ``0..n_doors-1``, and whether it was ``target``."""
+        door = tile - np.uint8(DOOR0)                # uint8: non-doors wrap to large values
+        chose = door < n_doors
+        return chose, chose & (door == target)
+
+    def _shaped(self, reward: np.ndarray, chose, success, moved_east, on_junction) -> np.ndarray:
+        """Adds ``penalty`` for a wrong door and ``-cost`` for a step in the corridor that does
+        not move east (the shaping that lets a memoryless policy learn to walk)."""
+        if self.penalty:
+            reward += np.float32(self.penalty) * (chose & ~success)
+        reward -= self.cost * ~(moved_east | on_junction)
+        return reward
+
     def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Observations of the worlds ``idx`` (all when None), a new array."""
         if self.obs_mode == "symbolic":
