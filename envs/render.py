@@ -168,8 +168,7 @@ class Viewer:
         import pygame
 
         self.pygame = pygame
-        pygame.init()
-        pygame.display.init()
+        pygame.display.init()          # not pygame.init(): no audio
         self.title, self.scale, self.text_height = title, scale, text_height
         self.screen = None
         self.font = None
