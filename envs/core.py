@@ -192,8 +192,9 @@ class GridEngine:
         reward -= self.cost * ~(moved_east | on_junction)
         return reward
 
-    def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
-        """Observations of the worlds ``idx`` (all when None), a new array."""
+    def observe(self, idx: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Observations of the worlds ``idx`` (all when None): a new array, or written into
+        ``out`` (C-contiguous, ``(M,) + observation_space.shape``) when given."""
         if self.obs_mode == "symbolic":
             if idx is None:
                 gather = self._idx
@@ -201,8 +202,10 @@ class GridEngine:
             else:
                 gather = self._idx[idx]
                 np.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
-            return self.flat[gather]
-        return self._view_renderer.render(self.view_sprites(idx))
+            if out is None:
+                return self.flat[gather]
+            return np.take(self.flat, gather, out=out, mode="clip")
+        return self._view_renderer.render(self.view_sprites(idx), out=out)
 
     def view_sprites(self, idx=None) -> np.ndarray:
         """Sprite ids of the egocentric view, ``(M, k, k)``: tiles, the agent drawn at the centre."""

@@ -4,9 +4,10 @@ For each world and observation mode it measures, with random actions and autores
 
 - ``gym.make``: one env with its wrappers (TimeLimit, OrderEnforcing, PassiveEnvChecker),
   stepped in a Python loop: the peer (what SB3's ``DummyVecEnv`` runs per env);
-- ``engine@N``: the batched engine alone: step, observe, reset the finished worlds;
-- ``vec@N``: ``memagent.envs.make_vec`` (the SB3 ``VecEnv``: infos, terminal observations,
-  episode statistics);
+- ``engine@N``: the batched engine alone: step, observe into a reused buffer
+  (``observe(out=...)``), reset the finished worlds;
+- ``vec@N``: ``memagent.envs.make_vec`` (the SB3 ``VecEnv``: a new observation array every
+  step, as SB3 expects, infos, terminal observations, episode statistics);
 
 at ``N`` in ``--sizes`` (default 1, 64, 1024, 4096), and the ratio ``vec@max / gym.make``.
 """
@@ -65,13 +66,14 @@ def engine_rate(env_id: str, obs_mode: str, n: int, seed: int, min_time: float) 
 
     eng = make_engine(env_id, n, seed=seed, obs_mode=obs_mode)
     pool, limit = _actions(eng.n_actions, n, seed), eng.max_steps
+    obs = np.empty((n,) + eng.observation_space.shape, dtype=np.uint8)   # reused: observe(out=)
     state = {"i": 0}
 
     def run() -> int:
         for _ in range(4):
             _, terminated, _ = eng.step(pool[state["i"] % len(pool)])
             state["i"] += 1
-            eng.observe()
+            eng.observe(out=obs)
             done = np.flatnonzero(terminated | (eng.t >= limit))
             if len(done):
                 eng.reset(done)
