@@ -24,9 +24,9 @@
 - the addressed variant of the paper's future work (eq. 12, ``addressed=True``): eq. 12's
   differentiable selection ``prod_i (x_i or 1 - x_i)`` kept factor by factor, so each window
   neuron ``i`` writes ``(1 - x_i, x_i)`` into its own pair of slots: a binary-to-linear mapping
-  whose bank has ``2 (tau + 1)`` slots (linear in ``tau``, not ``2**(tau + 1)``). The variant
-  uses the unrounded outputs for the write and the decay (``gamma^x_j`` is replaced by its
-  linear interpolation ``1 - (1 - gamma) x_j``), so gradients reach the write path too.
+  whose bank has ``2 (tau + 1)`` slots (linear in ``tau``, not ``2**(tau + 1)``). The outputs
+  are rounded as in eq. 11 and the rounding passes gradients straight through, so the write
+  path is differentiable: gradients reach earlier inputs through the memory.
 
 The decay schedule: ``gamma`` while training (fast decay gives plasticity), ``gamma_eval`` in
 ``eval()`` mode (``1.0`` keeps memories indefinitely) and an asymptote ``floor``: a memory
@@ -58,7 +58,7 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     :param h0: the state before step 0 (``b``'s shape without T); zeros if ``None``.
     :return: ``(T, ...)``, the state after each step.
     """
-    a = a.expand_as(b)
+    a = a.expand(b.shape[0], *a.shape[1:])  # keep a's broadcast (smaller) shape
     if h0 is not None:
         b = torch.cat([(a[:1] * h0.unsqueeze(0) + b[:1]), b[1:]], dim=0)
     d = 1
@@ -129,6 +129,10 @@ class NMNLayer(nn.Module):
         # window[j, i] = (j + offsets[i]) mod H: neuron j and its tau neighbours
         self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
                              persistent=False)
+        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)[:, None]
+        # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
+        self.register_buffer("bits", (codes >> torch.arange(tau, -1, -1)) & 1 == 1,
+                             persistent=False)
 
     # ---- pieces -------------------------------------------------------------------------
     def current_gamma(self) -> float:
@@ -146,19 +150,19 @@ class NMNLayer(nn.Module):
 
         :return: ``a (..., H, 1)``, ``g (..., H, mem_dim)``.
         """
-        r = x if self.addressed else _round(x, self.straight_through)
+        r = _round(x, self.straight_through or self.addressed)  # [x_j]: (..., H)
         a = 1.0 - (1.0 - self.current_gamma()) * r  # gamma^[x] for [x] in {0, 1}
         if self.write == "external":
             g = r.unsqueeze(-1) * u.unsqueeze(-2)  # (..., H, 1) * (..., 1, F) -> (..., H, F)
         else:
             w = r[..., self.window]  # (..., H) -> (..., H, tau + 1)
-            pairs = torch.stack([1.0 - w, w], dim=-1)  # (..., H, tau + 1, 2)
-            if self.addressed:
-                g = pairs.flatten(-2)  # (..., H, 2 (tau + 1))
-            else:  # outer product of the pairs: the one-hot of the binary window code
-                g = pairs[..., 0, :]
-                for i in range(1, self.tau + 1):
-                    g = (g.unsqueeze(-1) * pairs[..., i, None, :]).flatten(-2)  # (..., H, 2^(i+1))
+            if self.addressed:  # eq. 12's factors (1 - x_i, x_i), side by side
+                g = torch.stack([1.0 - w, w], dim=-1).flatten(-2)  # (..., H, 2 (tau + 1))
+            elif self.straight_through:  # the one-hot as eq. 12's product, so gradients pass
+                g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
+            else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
+                code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
+                g = nn.functional.one_hot(code, self.mem_dim).to(x.dtype)
         return a.unsqueeze(-1), g
 
     def read(self, state: Tensor) -> Tensor:

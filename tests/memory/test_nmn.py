@@ -55,8 +55,10 @@ def test_addressed_variant_by_hand_and_sizes():
     layer = _identity_layer(tau=2, gamma=0.5, addressed=True)
     x = [0.8, 0.3, 0.6]
     _, m1 = layer.step(_logit(x), layer.initial_state(1))
-    # neuron 0's window (x2, x0, x1) written as pairs (1 - x_i, x_i)
-    torch.testing.assert_close(m1[0, 0], torch.tensor([0.4, 0.6, 0.2, 0.8, 0.7, 0.3]).double())
+    # neuron 0's window of rounded outputs (r2, r0, r1) = (1, 1, 0) as pairs (1 - r_i, r_i)
+    torch.testing.assert_close(m1[0, 0], torch.tensor([0, 1, 0, 1, 1, 0]).double())
+    # neuron 1 did not fire and kept its (empty) memory: window (r0, r1, r2) = (1, 0, 1)
+    torch.testing.assert_close(m1[0, 1], torch.tensor([0, 1, 1, 0, 0, 1]).double())
     for tau in (1, 4, 9):
         lin = NMNLayer(2, 10, tau=tau, addressed=True)
         orth = NMNLayer(2, 10, tau=tau)
