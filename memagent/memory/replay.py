@@ -1,0 +1,306 @@
+"""Short-term memory of Memory Association Networks (Kim et al., MAN §3.1, eq. 1).
+
+One bounded FIFO queue per class (object number, or a gridworld's ``state_id``); a batch is
+sampled by drawing classes uniformly among the non-empty queues, then items uniformly within
+the class, so the imbalance of the stream the agent happens to see is removed. The class
+number is also returned as a one-hot key vector (eq. 1), the label the long-term memories
+(:mod:`memagent.memory.generative`) are conditioned on.
+
+- :class:`ClassQueueMemory`: the queues, as preallocated torch storage on any device.
+- :class:`ClassBalancedReplayBuffer`: the same queues inside stable-baselines3, a drop-in
+  ``replay_buffer_class`` for ``DQN`` (and any off-policy algorithm), keyed by a function of
+  the transition (``info["state_id"]`` when the env gives one, else the action).
+
+Adding a batch never loops over items in Python: a stable sort of the keys gives, for every
+item, its rank among the batch's items of the same class (a "cumcount"), hence its slot
+``class * capacity + (head[class] + rank) % capacity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+from memagent.utils import atomic_write
+
+
+class ClassQueueSamples(NamedTuple):
+    """A balanced batch: ``items`` (B, *item_shape), ``keys`` (B,) int64, ``onehot`` (B, C)."""
+
+    items: th.Tensor
+    keys: th.Tensor
+    onehot: th.Tensor
+
+
+def queue_slots(keys: np.ndarray, head: np.ndarray, capacity: int, n_classes: int):
+    """Where a batch of keyed items goes in per-class rings of ``capacity`` slots.
+
+    :param keys: (B,) int class of each item, in arrival order.
+    :param head: (C,) next write position of each ring (the oldest item once full).
+    :return: ``(src, dst, per_class)``: item indices to write (B' <= B; an item that a later
+        item of the same batch would overwrite is dropped), their flat slots
+        ``class * capacity + position``, and the (C,) number of items per class.
+    """
+    per_class = np.bincount(keys, minlength=n_classes)            # (C,)
+    order = np.argsort(keys, kind="stable")                       # (B,) arrival order kept per class
+    sorted_keys = keys[order]
+    starts = np.cumsum(per_class) - per_class                     # (C,) first sorted index of class
+    rank = np.arange(len(keys)) - starts[sorted_keys]             # (B,) cumcount within class
+    keep = rank >= per_class[sorted_keys] - capacity              # only the newest `capacity`
+    dst = sorted_keys * capacity + (head[sorted_keys] + rank) % capacity
+    return order[keep], dst[keep], per_class
+
+
+def _check_keys(keys, n_classes: int, name: str = "keys") -> np.ndarray:
+    keys = np.asarray(keys.cpu() if isinstance(keys, th.Tensor) else keys)
+    if keys.ndim != 1 or not np.issubdtype(keys.dtype, np.integer):
+        if keys.ndim == 1 and keys.dtype.kind == "f" and np.all(keys == np.round(keys)):
+            keys = keys.astype(np.int64)
+        else:
+            raise ValueError(f"{name} must be a 1-D array of integer class numbers, got "
+                             f"shape {keys.shape} dtype {keys.dtype}")
+    if keys.size and (keys.min() < 0 or keys.max() >= n_classes):
+        bad = keys[(keys < 0) | (keys >= n_classes)][0]
+        raise ValueError(f"{name} must lie in [0, n_classes={n_classes}), got {int(bad)}; "
+                         "raise n_classes or fix the key function")
+    return keys.astype(np.int64, copy=False)
+
+
+class ClassQueueMemory:
+    """One FIFO queue of at most ``capacity`` items per class, sampled class-balanced.
+
+    :param n_classes: number of classes C (object numbers / state ids ``0 .. C-1``).
+    :param capacity: maximum items per class; the oldest is dropped first.
+    :param item_shape: shape of one item, e.g. ``(64, 64, 3)`` for a screen.
+    :param dtype: storage dtype (``torch.uint8`` keeps screens small).
+    :param device: where the storage lives (``"cpu"``, ``"cuda"``...); samples come from there.
+    :param seed: seed of the sampling generator.
+    """
+
+    def __init__(self, n_classes: int, capacity: int, item_shape: tuple[int, ...],
+                 dtype: th.dtype = th.float32, device: str | th.device = "cpu",
+                 seed: int | None = None):
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.n_classes, self.capacity = int(n_classes), int(capacity)
+        self.item_shape = tuple(int(s) for s in item_shape)
+        self.device = th.device(device)
+        self.storage = th.zeros((n_classes * capacity, *self.item_shape), dtype=dtype,
+                                device=self.device)                   # (C*K, *item_shape)
+        self.head = np.zeros(n_classes, dtype=np.int64)   # next write slot per class
+        self.counts = np.zeros(n_classes, dtype=np.int64)  # items held per class
+        self.seen = np.zeros(n_classes, dtype=np.int64)    # items ever added per class
+        self.generator = th.Generator(device=self.device)
+        self.seed(seed)
+
+    def seed(self, seed: int | None) -> None:
+        """Reseed the sampling generator (``None``: from the OS)."""
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def nonempty(self) -> np.ndarray:
+        """Class numbers with at least one item (sorted)."""
+        return np.flatnonzero(self.counts)
+
+    def add(self, keys, items) -> None:
+        """File a batch of items under their classes.
+
+        :param keys: (B,) class numbers in ``[0, n_classes)``.
+        :param items: (B, *item_shape) numpy array or tensor.
+        """
+        keys = _check_keys(keys, self.n_classes)
+        items = th.as_tensor(items)
+        if tuple(items.shape) != (len(keys), *self.item_shape):
+            raise ValueError(f"items must have shape (B={len(keys)}, *item_shape="
+                             f"{self.item_shape}), got {tuple(items.shape)}")
+        src, dst, per_class = queue_slots(keys, self.head, self.capacity, self.n_classes)
+        src_t = th.as_tensor(src, device=items.device)
+        dst_t = th.as_tensor(dst, device=self.device)
+        self.storage[dst_t] = items[src_t].to(self.device, self.storage.dtype)
+        self.head = (self.head + per_class) % self.capacity
+        self.counts = np.minimum(self.counts + per_class, self.capacity)
+        self.seen += per_class
+
+    def sample(self, batch_size: int) -> ClassQueueSamples:
+        """Classes uniformly among the non-empty queues, then items uniformly within the class.
+
+        :raises ValueError: the memory is empty.
+        """
+        nonempty = self.nonempty
+        if len(nonempty) == 0:
+            raise ValueError("cannot sample from an empty ClassQueueMemory: add(keys, items) first")
+        g, dev = self.generator, self.device
+        pick = th.randint(len(nonempty), (batch_size,), generator=g, device=dev)
+        keys = th.as_tensor(nonempty, device=dev)[pick]                       # (B,)
+        counts = th.as_tensor(self.counts, device=dev)[keys]                  # (B,)
+        within = (th.rand(batch_size, generator=g, device=dev) * counts).long()
+        slots = keys * self.capacity + within.clamp_max(counts - 1)
+        onehot = th.nn.functional.one_hot(keys, self.n_classes).float()       # (B, C)
+        return ClassQueueSamples(self.storage[slots], keys, onehot)
+
+    def items_of(self, key: int) -> th.Tensor:
+        """The items of class ``key``, oldest first: (count, *item_shape)."""
+        key = int(_check_keys([key], self.n_classes, "key")[0])
+        n = int(self.counts[key])
+        pos = (self.head[key] - n + np.arange(n)) % self.capacity
+        return self.storage[th.as_tensor(key * self.capacity + pos, device=self.device)]
+
+    # -- persistence -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"n_classes": self.n_classes, "capacity": self.capacity,
+                "item_shape": self.item_shape, "dtype": str(self.storage.dtype).split(".")[-1],
+                "storage": self.storage.cpu(), "head": self.head.copy(),
+                "counts": self.counts.copy(), "seen": self.seen.copy(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("n_classes", "capacity", "item_shape"):
+            if tuple(np.atleast_1d(state[name])) != tuple(np.atleast_1d(getattr(self, name))):
+                raise ValueError(f"state has {name}={state[name]}, this memory has "
+                                 f"{getattr(self, name)}: build it with the same {name}")
+        self.storage.copy_(state["storage"].to(self.device))
+        self.head, self.counts = np.array(state["head"]), np.array(state["counts"])
+        self.seen = np.array(state["seen"])
+        if self.device.type == "cpu":
+            self.generator.set_state(state["generator"])
+
+    def save(self, path: str | Path) -> Path:
+        """Write the memory (storage, queues, generator) to ``path`` atomically."""
+        return atomic_write(path, lambda tmp: th.save(self.state_dict(), tmp))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | th.device = "cpu") -> ClassQueueMemory:
+        state = th.load(path, map_location="cpu", weights_only=False)
+        mem = cls(state["n_classes"], state["capacity"], state["item_shape"],
+                  dtype=getattr(th, state["dtype"]), device=device)
+        mem.load_state_dict(state)
+        return mem
+
+
+KeyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list], np.ndarray]
+
+
+def state_id_or_action(obs, next_obs, action, reward, done, infos) -> np.ndarray:
+    """Default key: ``info["state_id"]`` when the env gives one, else the (first) action.
+
+    ``infos`` are what ``env.step`` returned, so the state id is that of the state the
+    transition *reaches* (``next_obs``), the screen a MAN agent files under it.
+    """
+    if infos and all("state_id" in info for info in infos):
+        return np.fromiter((info["state_id"] for info in infos), dtype=np.int64, count=len(infos))
+    return np.asarray(action).reshape(len(infos), -1)[:, 0].astype(np.int64)
+
+
+class ClassBalancedReplayBuffer(ReplayBuffer):
+    """SB3 ``ReplayBuffer`` made of one FIFO queue per class, sampled class-balanced (MAN §3.1).
+
+    Pass it to any off-policy algorithm::
+
+        DQN("MlpPolicy", env, replay_buffer_class=ClassBalancedReplayBuffer,
+            replay_buffer_kwargs={"n_classes": env.unwrapped.n_states})
+
+    The ``buffer_size`` transitions are split into ``n_classes`` queues of
+    ``buffer_size // n_classes``. A transition's class is ``key_fn(obs, next_obs, action,
+    reward, done, infos)`` -> (n_envs,) ints; the default is ``info["state_id"]`` (the state
+    reached, which gymnasium reports) when the env gives one, else the action.
+
+    :param n_classes: number of classes; defaults to ``action_space.n`` (keyed by action).
+    :param key_fn: the key of each env's transition; see :func:`state_id_or_action`.
+    Other parameters as SB3's ``ReplayBuffer`` (``optimize_memory_usage`` is not supported).
+    """
+
+    def __init__(self, buffer_size: int, observation_space: spaces.Space,
+                 action_space: spaces.Space, device: th.device | str = "auto", n_envs: int = 1,
+                 optimize_memory_usage: bool = False, handle_timeout_termination: bool = True,
+                 n_classes: int | None = None, key_fn: KeyFn | None = None):
+        if optimize_memory_usage:
+            raise ValueError("ClassBalancedReplayBuffer does not support "
+                             "optimize_memory_usage=True: leave it False")
+        if n_classes is None:
+            if not isinstance(action_space, spaces.Discrete):
+                raise ValueError("n_classes is required unless the action space is Discrete "
+                                 "(pass replay_buffer_kwargs={'n_classes': ...})")
+            n_classes = int(action_space.n)
+        if buffer_size < n_classes:
+            raise ValueError(f"buffer_size={buffer_size} must be >= n_classes={n_classes} "
+                             "(one queue of buffer_size // n_classes per class)")
+        super().__init__(buffer_size, observation_space, action_space, device, n_envs,
+                         optimize_memory_usage=False,
+                         handle_timeout_termination=handle_timeout_termination)
+        self.n_classes = int(n_classes)
+        self.capacity = (self.buffer_size * self.n_envs) // self.n_classes
+        self.key_fn = key_fn or state_id_or_action
+        self.head = np.zeros(self.n_classes, dtype=np.int64)
+        self.counts = np.zeros(self.n_classes, dtype=np.int64)
+        self._nonempty = np.zeros(0, dtype=np.int64)
+
+    def _flat(self, arr: np.ndarray) -> np.ndarray:
+        return arr.reshape(self.buffer_size * self.n_envs, *arr.shape[2:])  # (S, E, ...) -> (S*E, ...)
+
+    def add(self, obs, next_obs, action, reward, done, infos: list[dict[str, Any]]) -> None:
+        keys = _check_keys(np.asarray(self.key_fn(obs, next_obs, action, reward, done, infos)),
+                           self.n_classes, "key_fn(...)")
+        if keys.shape != (self.n_envs,):
+            raise ValueError(f"key_fn must return one key per env, shape ({self.n_envs},), "
+                             f"got {keys.shape}")
+        src, dst, per_class = queue_slots(keys, self.head, self.capacity, self.n_classes)
+        n = self.n_envs
+        obs = np.asarray(obs).reshape(n, *self.obs_shape)
+        next_obs = np.asarray(next_obs).reshape(n, *self.obs_shape)
+        self._flat(self.observations)[dst] = obs[src]
+        self._flat(self.next_observations)[dst] = next_obs[src]
+        self._flat(self.actions)[dst] = np.asarray(action).reshape(n, self.action_dim)[src]
+        self._flat(self.rewards)[dst] = np.asarray(reward).reshape(n)[src]
+        self._flat(self.dones)[dst] = np.asarray(done).reshape(n)[src]
+        if self.handle_timeout_termination:
+            timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos])
+            self._flat(self.timeouts)[dst] = timeouts[src]
+        self.head = (self.head + per_class) % self.capacity
+        self.counts = np.minimum(self.counts + per_class, self.capacity)
+        self._nonempty = np.flatnonzero(self.counts)
+        total = int(self.counts.sum())
+        self.full = total >= self.capacity * self.n_classes
+        self.pos = total // self.n_envs
+
+    def size(self) -> int:
+        """Transitions held (all classes, all envs)."""
+        return int(self.counts.sum())
+
+    def reset(self) -> None:
+        super().reset()
+        self.head[:] = 0
+        self.counts[:] = 0
+        self._nonempty = np.zeros(0, dtype=np.int64)
+
+    def sample(self, batch_size: int, env=None) -> ReplayBufferSamples:
+        """Classes uniformly among the non-empty queues, then transitions uniformly within."""
+        if len(self._nonempty) == 0:
+            raise ValueError("cannot sample from an empty ClassBalancedReplayBuffer: "
+                             "collect transitions first (learning_starts >= 1)")
+        keys = self._nonempty[np.random.randint(0, len(self._nonempty), size=batch_size)]
+        within = (np.random.random(batch_size) * self.counts[keys]).astype(np.int64)
+        return self._get_flat_samples(keys * self.capacity + within, env)
+
+    def _get_flat_samples(self, inds: np.ndarray, env=None) -> ReplayBufferSamples:
+        dones = self._flat(self.dones)[inds] * (1 - self._flat(self.timeouts)[inds])
+        data = (self._normalize_obs(self._flat(self.observations)[inds], env),
+                self._flat(self.actions)[inds],
+                self._normalize_obs(self._flat(self.next_observations)[inds], env),
+                dones.reshape(-1, 1),
+                self._normalize_reward(self._flat(self.rewards)[inds].reshape(-1, 1), env))
+        return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
