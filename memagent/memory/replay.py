@@ -48,6 +48,10 @@ def queue_slots(keys: np.ndarray, head: np.ndarray, capacity: int, n_classes: in
         item of the same batch would overwrite is dropped), their flat slots
         ``class * capacity + position``, and the (C,) number of items per class.
     """
+    if len(keys) == 1:                                            # the n_envs=1 hot path
+        per_class = np.zeros(n_classes, dtype=np.int64)
+        per_class[keys[0]] = 1
+        return np.zeros(1, dtype=np.int64), keys * capacity + head[keys], per_class
     per_class = np.bincount(keys, minlength=n_classes)            # (C,)
     order = np.argsort(keys, kind="stable")                       # (B,) arrival order kept per class
     sorted_keys = keys[order]
@@ -99,15 +103,13 @@ class ClassQueueMemory:
         self.head = np.zeros(n_classes, dtype=np.int64)   # next write slot per class
         self.counts = np.zeros(n_classes, dtype=np.int64)  # items held per class
         self.seen = np.zeros(n_classes, dtype=np.int64)    # items ever added per class
-        self.generator = th.Generator(device=self.device)
+        self._base = np.zeros(0, dtype=np.int64)   # first slot of each non-empty class
+        self._held = np.zeros(0, dtype=np.int64)   # items held by each non-empty class
         self.seed(seed)
 
     def seed(self, seed: int | None) -> None:
         """Reseed the sampling generator (``None``: from the OS)."""
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(seed))
+        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return int(self.counts.sum())
@@ -135,23 +137,29 @@ class ClassQueueMemory:
         self.head = (self.head + per_class) % self.capacity
         self.counts = np.minimum(self.counts + per_class, self.capacity)
         self.seen += per_class
+        self._update_index()
+
+    def _update_index(self) -> None:
+        nonempty = np.flatnonzero(self.counts)
+        self._base, self._held = nonempty * self.capacity, self.counts[nonempty]
 
     def sample(self, batch_size: int) -> ClassQueueSamples:
         """Classes uniformly among the non-empty queues, then items uniformly within the class.
 
         :raises ValueError: the memory is empty.
         """
-        nonempty = self.nonempty
-        if len(nonempty) == 0:
+        if len(self._held) == 0:
             raise ValueError("cannot sample from an empty ClassQueueMemory: add(keys, items) first")
-        g, dev = self.generator, self.device
-        pick = th.randint(len(nonempty), (batch_size,), generator=g, device=dev)
-        keys = th.as_tensor(nonempty, device=dev)[pick]                       # (B,)
-        counts = th.as_tensor(self.counts, device=dev)[keys]                  # (B,)
-        within = (th.rand(batch_size, generator=g, device=dev) * counts).long()
-        slots = keys * self.capacity + within.clamp_max(counts - 1)
-        onehot = th.nn.functional.one_hot(keys, self.n_classes).float()       # (B, C)
-        return ClassQueueSamples(self.storage[slots], keys, onehot)
+        # one uniform draw per item: its integer part picks the class, its fraction the item
+        u = self.rng.random(batch_size) * len(self._held)
+        j = u.astype(np.int64)
+        slots = self._base[j] + ((u - j) * self._held[j]).astype(np.int64)   # (B,)
+        keys_np = slots // self.capacity
+        keys = th.from_numpy(keys_np).to(self.device)                         # (B,)
+        items = self.storage[th.from_numpy(slots).to(self.device)]             # (B, *item_shape)
+        onehot = th.zeros(batch_size, self.n_classes, device=self.device)
+        onehot[th.arange(batch_size, device=self.device), keys] = 1.0         # (B, C)
+        return ClassQueueSamples(items, keys, onehot)
 
     def items_of(self, key: int) -> th.Tensor:
         """The items of class ``key``, oldest first: (count, *item_shape)."""
@@ -166,7 +174,7 @@ class ClassQueueMemory:
                 "item_shape": self.item_shape, "dtype": str(self.storage.dtype).split(".")[-1],
                 "storage": self.storage.cpu(), "head": self.head.copy(),
                 "counts": self.counts.copy(), "seen": self.seen.copy(),
-                "generator": self.generator.get_state()}
+                "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in ("n_classes", "capacity", "item_shape"):
@@ -176,8 +184,8 @@ class ClassQueueMemory:
         self.storage.copy_(state["storage"].to(self.device))
         self.head, self.counts = np.array(state["head"]), np.array(state["counts"])
         self.seen = np.array(state["seen"])
-        if self.device.type == "cpu":
-            self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]
+        self._update_index()
 
     def save(self, path: str | Path) -> Path:
         """Write the memory (storage, queues, generator) to ``path`` atomically."""
@@ -190,6 +198,47 @@ class ClassQueueMemory:
                   dtype=getattr(th, state["dtype"]), device=device)
         mem.load_state_dict(state)
         return mem
+
+
+class UniformReplayMemory(ClassQueueMemory):
+    """The peer MAN's queues replace: one FIFO of ``capacity`` items in all, sampled uniformly
+    (a DQN replay memory), with the same ``add``/``sample`` API and keyed samples.
+
+    :param capacity: items held in all (not per class).
+    """
+
+    def __init__(self, n_classes: int, capacity: int, item_shape: tuple[int, ...], **kwargs):
+        super().__init__(1, capacity, item_shape, **kwargs)
+        self.n_classes = int(n_classes)
+        self.keys = np.zeros(capacity, dtype=np.int64)
+
+    def add(self, keys, items) -> None:
+        keys = _check_keys(keys, self.n_classes)
+        items = th.as_tensor(items)
+        if tuple(items.shape) != (len(keys), *self.item_shape):
+            raise ValueError(f"items must have shape (B={len(keys)}, *item_shape="
+                             f"{self.item_shape}), got {tuple(items.shape)}")
+        keep = slice(max(len(keys) - self.capacity, 0), None)    # the newest `capacity`
+        slots = (self.head[0] + np.arange(len(keys))[keep]) % self.capacity
+        self.keys[slots] = keys[keep]
+        self.storage[th.as_tensor(slots, device=self.device)] = items[keep].to(
+            self.device, self.storage.dtype)
+        self.head[0] = (self.head[0] + len(keys)) % self.capacity
+        self.counts[0] = min(self.counts[0] + len(keys), self.capacity)
+        self.seen[0] += len(keys)
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """(C,) items held per class."""
+        return np.bincount(self.keys[:self.counts[0]], minlength=self.n_classes)
+
+    def sample(self, batch_size: int) -> ClassQueueSamples:
+        if self.counts[0] == 0:
+            raise ValueError("cannot sample from an empty UniformReplayMemory: add first")
+        idx = self.rng.integers(0, int(self.counts[0]), size=batch_size)
+        keys = th.from_numpy(self.keys[idx]).to(self.device)
+        return ClassQueueSamples(self.storage[th.from_numpy(idx).to(self.device)], keys,
+                                 th.nn.functional.one_hot(keys, self.n_classes).float())
 
 
 KeyFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list], np.ndarray]
@@ -248,9 +297,22 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         self.head = np.zeros(self.n_classes, dtype=np.int64)
         self.counts = np.zeros(self.n_classes, dtype=np.int64)
         self._nonempty = np.zeros(0, dtype=np.int64)
+        self._base = np.zeros(0, dtype=np.int64)   # first slot of each non-empty class
+        self._held = np.zeros(0, dtype=np.int64)   # items held by each non-empty class
+        self._views: dict[str, np.ndarray] = {}
 
-    def _flat(self, arr: np.ndarray) -> np.ndarray:
-        return arr.reshape(self.buffer_size * self.n_envs, *arr.shape[2:])  # (S, E, ...) -> (S*E, ...)
+    def _flat(self, name: str) -> np.ndarray:
+        """A (S*E, ...) view of storage array ``name`` (S, E, ...); cached, never pickled."""
+        view = self._views.get(name)
+        if view is None:
+            arr = getattr(self, name)
+            view = self._views[name] = arr.reshape(self.buffer_size * self.n_envs, *arr.shape[2:])
+        return view
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_views"] = {}  # views would unpickle as copies
+        return state
 
     def add(self, obs, next_obs, action, reward, done, infos: list[dict[str, Any]]) -> None:
         keys = _check_keys(np.asarray(self.key_fn(obs, next_obs, action, reward, done, infos)),
@@ -262,17 +324,18 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         n = self.n_envs
         obs = np.asarray(obs).reshape(n, *self.obs_shape)
         next_obs = np.asarray(next_obs).reshape(n, *self.obs_shape)
-        self._flat(self.observations)[dst] = obs[src]
-        self._flat(self.next_observations)[dst] = next_obs[src]
-        self._flat(self.actions)[dst] = np.asarray(action).reshape(n, self.action_dim)[src]
-        self._flat(self.rewards)[dst] = np.asarray(reward).reshape(n)[src]
-        self._flat(self.dones)[dst] = np.asarray(done).reshape(n)[src]
+        self._flat("observations")[dst] = obs[src]
+        self._flat("next_observations")[dst] = next_obs[src]
+        self._flat("actions")[dst] = np.asarray(action).reshape(n, self.action_dim)[src]
+        self._flat("rewards")[dst] = np.asarray(reward).reshape(n)[src]
+        self._flat("dones")[dst] = np.asarray(done).reshape(n)[src]
         if self.handle_timeout_termination:
             timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos])
-            self._flat(self.timeouts)[dst] = timeouts[src]
+            self._flat("timeouts")[dst] = timeouts[src]
         self.head = (self.head + per_class) % self.capacity
         self.counts = np.minimum(self.counts + per_class, self.capacity)
         self._nonempty = np.flatnonzero(self.counts)
+        self._base, self._held = self._nonempty * self.capacity, self.counts[self._nonempty]
         total = int(self.counts.sum())
         self.full = total >= self.capacity * self.n_classes
         self.pos = total // self.n_envs
@@ -286,21 +349,24 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         self.head[:] = 0
         self.counts[:] = 0
         self._nonempty = np.zeros(0, dtype=np.int64)
+        self._base, self._held = self._nonempty.copy(), self._nonempty.copy()
 
     def sample(self, batch_size: int, env=None) -> ReplayBufferSamples:
         """Classes uniformly among the non-empty queues, then transitions uniformly within."""
         if len(self._nonempty) == 0:
             raise ValueError("cannot sample from an empty ClassBalancedReplayBuffer: "
                              "collect transitions first (learning_starts >= 1)")
-        keys = self._nonempty[np.random.randint(0, len(self._nonempty), size=batch_size)]
-        within = (np.random.random(batch_size) * self.counts[keys]).astype(np.int64)
-        return self._get_flat_samples(keys * self.capacity + within, env)
+        # one uniform draw per item: its integer part picks the class, its fraction the item
+        u = np.random.random(batch_size) * len(self._nonempty)
+        j = u.astype(np.int64)
+        within = ((u - j) * self._held[j]).astype(np.int64)
+        return self._get_flat_samples(self._base[j] + within, env)
 
     def _get_flat_samples(self, inds: np.ndarray, env=None) -> ReplayBufferSamples:
-        dones = self._flat(self.dones)[inds] * (1 - self._flat(self.timeouts)[inds])
-        data = (self._normalize_obs(self._flat(self.observations)[inds], env),
-                self._flat(self.actions)[inds],
-                self._normalize_obs(self._flat(self.next_observations)[inds], env),
+        dones = self._flat("dones")[inds] * (1 - self._flat("timeouts")[inds])
+        data = (self._normalize_obs(self._flat("observations")[inds], env),
+                self._flat("actions")[inds],
+                self._normalize_obs(self._flat("next_observations")[inds], env),
                 dones.reshape(-1, 1),
-                self._normalize_reward(self._flat(self.rewards)[inds].reshape(-1, 1), env))
+                self._normalize_reward(self._flat("rewards")[inds].reshape(-1, 1), env))
         return ReplayBufferSamples(*tuple(map(self.to_torch, data)))
