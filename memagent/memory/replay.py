@@ -44,27 +44,30 @@ def queue_slots(keys: np.ndarray, head: np.ndarray, capacity: int, n_classes: in
 
     :param keys: (B,) int class of each item, in arrival order.
     :param head: (C,) next write position of each ring (the oldest item once full).
-    :return: ``(src, dst, per_class)``: item indices to write (B' <= B; an item that a later
-        item of the same batch would overwrite is dropped), their flat slots
-        ``class * capacity + position``, and the (C,) number of items per class.
+    :return: ``(src, dst, per_class)``: the indices of the items to write (``None``: all of
+        them, in order; otherwise an item a later item of the same batch would overwrite is
+        dropped), their flat slots ``class * capacity + position``, and the (C,) number of
+        items per class.
     """
     if len(keys) == 1:                                            # the n_envs=1 hot path
         per_class = np.zeros(n_classes, dtype=np.int64)
         per_class[keys[0]] = 1
-        return np.zeros(1, dtype=np.int64), keys * capacity + head[keys], per_class
+        return None, keys * capacity + head[keys], per_class
     per_class = np.bincount(keys, minlength=n_classes)            # (C,)
     order = np.argsort(keys, kind="stable")                       # (B,) arrival order kept per class
-    sorted_keys = keys[order]
     starts = np.cumsum(per_class) - per_class                     # (C,) first sorted index of class
-    rank = np.arange(len(keys)) - starts[sorted_keys]             # (B,) cumcount within class
-    keep = rank >= per_class[sorted_keys] - capacity              # only the newest `capacity`
-    dst = sorted_keys * capacity + (head[sorted_keys] + rank) % capacity
-    return order[keep], dst[keep], per_class
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(keys)) - starts[keys[order]]      # (B,) cumcount within class
+    dst = keys * capacity + (head[keys] + rank) % capacity        # (B,) in arrival order
+    if per_class.max() <= capacity:
+        return None, dst, per_class
+    src = np.flatnonzero(rank >= per_class[keys] - capacity)      # only the newest `capacity`
+    return src, dst[src], per_class
 
 
 def _check_keys(keys, n_classes: int, name: str = "keys") -> np.ndarray:
     keys = np.asarray(keys.cpu() if isinstance(keys, th.Tensor) else keys)
-    if keys.ndim != 1 or not np.issubdtype(keys.dtype, np.integer):
+    if keys.ndim != 1 or keys.dtype.kind not in "iu":
         if keys.ndim == 1 and keys.dtype.kind == "f" and np.all(keys == np.round(keys)):
             keys = keys.astype(np.int64)
         else:
@@ -131,9 +134,9 @@ class ClassQueueMemory:
             raise ValueError(f"items must have shape (B={len(keys)}, *item_shape="
                              f"{self.item_shape}), got {tuple(items.shape)}")
         src, dst, per_class = queue_slots(keys, self.head, self.capacity, self.n_classes)
-        src_t = th.as_tensor(src, device=items.device)
-        dst_t = th.as_tensor(dst, device=self.device)
-        self.storage[dst_t] = items[src_t].to(self.device, self.storage.dtype)
+        if src is not None:
+            items = items[th.from_numpy(src).to(items.device)]
+        self.storage[th.from_numpy(dst).to(self.device)] = items.to(self.device, self.storage.dtype)
         self.head = (self.head + per_class) % self.capacity
         self.counts = np.minimum(self.counts + per_class, self.capacity)
         self.seen += per_class
@@ -156,7 +159,10 @@ class ClassQueueMemory:
         slots = self._base[j] + ((u - j) * self._held[j]).astype(np.int64)   # (B,)
         keys_np = slots // self.capacity
         keys = th.from_numpy(keys_np).to(self.device)                         # (B,)
-        items = self.storage[th.from_numpy(slots).to(self.device)]             # (B, *item_shape)
+        if self.device.type == "cpu":  # np.take on the shared memory beats torch indexing
+            items = th.from_numpy(np.take(self.storage.numpy(), slots, axis=0))
+        else:
+            items = self.storage.index_select(0, th.from_numpy(slots).to(self.device))
         onehot = th.zeros(batch_size, self.n_classes, device=self.device)
         onehot[th.arange(batch_size, device=self.device), keys] = 1.0         # (B, C)
         return ClassQueueSamples(items, keys, onehot)
@@ -300,6 +306,7 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         self._base = np.zeros(0, dtype=np.int64)   # first slot of each non-empty class
         self._held = np.zeros(0, dtype=np.int64)   # items held by each non-empty class
         self._views: dict[str, np.ndarray] = {}
+        self._n_full = 0  # queues at capacity
 
     def _flat(self, name: str) -> np.ndarray:
         """A (S*E, ...) view of storage array ``name`` (S, E, ...); cached, never pickled."""
@@ -322,6 +329,7 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
                              f"got {keys.shape}")
         src, dst, per_class = queue_slots(keys, self.head, self.capacity, self.n_classes)
         n = self.n_envs
+        src = slice(None) if src is None else src
         obs = np.asarray(obs).reshape(n, *self.obs_shape)
         next_obs = np.asarray(next_obs).reshape(n, *self.obs_shape)
         self._flat("observations")[dst] = obs[src]
@@ -332,16 +340,17 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         if self.handle_timeout_termination:
             timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos])
             self._flat("timeouts")[dst] = timeouts[src]
-        self.head = (self.head + per_class) % self.capacity
-        self.counts = np.minimum(self.counts + per_class, self.capacity)
-        self._nonempty = np.flatnonzero(self.counts)
-        self._base, self._held = self._nonempty * self.capacity, self.counts[self._nonempty]
-        total = int(self.counts.sum())
-        self.full = total >= self.capacity * self.n_classes
-        self.pos = total // self.n_envs
+        self.head += per_class
+        self.head %= self.capacity
+        if self._n_full < self.n_classes:  # queues still filling: keep the sampling index fresh
+            np.minimum(self.counts + per_class, self.capacity, out=self.counts)
+            self._nonempty = np.flatnonzero(self.counts)
+            self._base, self._held = self._nonempty * self.capacity, self.counts[self._nonempty]
+            self._n_full = int((self.counts == self.capacity).sum())
+            self.full = self._n_full == self.n_classes
 
     def size(self) -> int:
-        """Transitions held (all classes, all envs)."""
+        """Transitions held (all classes, all envs); ``pos`` is not used by this buffer."""
         return int(self.counts.sum())
 
     def reset(self) -> None:
@@ -350,6 +359,7 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         self.counts[:] = 0
         self._nonempty = np.zeros(0, dtype=np.int64)
         self._base, self._held = self._nonempty.copy(), self._nonempty.copy()
+        self._n_full = 0
 
     def sample(self, batch_size: int, env=None) -> ReplayBufferSamples:
         """Classes uniformly among the non-empty queues, then transitions uniformly within."""
@@ -363,6 +373,12 @@ class ClassBalancedReplayBuffer(ReplayBuffer):
         return self._get_flat_samples(self._base[j] + within, env)
 
     def _get_flat_samples(self, inds: np.ndarray, env=None) -> ReplayBufferSamples:
+        if env is None:  # np.take along rows, then share the result with torch: one copy
+            take = lambda name: th.from_numpy(np.take(self._flat(name), inds, axis=0))  # noqa: E731
+            dones = take("dones") * (1 - take("timeouts"))
+            data = (take("observations"), take("actions"), take("next_observations"),
+                    dones.reshape(-1, 1), take("rewards").reshape(-1, 1))
+            return ReplayBufferSamples(*(x.to(self.device) for x in data))
         dones = self._flat("dones")[inds] * (1 - self._flat("timeouts")[inds])
         data = (self._normalize_obs(self._flat("observations")[inds], env),
                 self._flat("actions")[inds],

@@ -50,8 +50,10 @@ def test_capacity_and_oldest_dropped_first():
 
 def test_queue_slots_cumcount():
     src, dst, per = queue_slots(np.array([1, 0, 1, 1]), np.array([0, 3]), capacity=4, n_classes=2)
+    assert src is None and dst.tolist() == [7, 0, 4, 5]
+    src, dst, per = queue_slots(np.array([1, 0, 1, 1]), np.array([0, 1]), capacity=2, n_classes=2)
+    assert src.tolist() == [1, 2, 3] and dst.tolist() == [0, 2, 3]  # item 0 would be overwritten
     assert per.tolist() == [1, 3]
-    assert dict(zip(src.tolist(), dst.tolist(), strict=True)) == {1: 0, 0: 7, 2: 4, 3: 5}
 
 
 def test_bad_input_and_state_roundtrip(tmp_path):
