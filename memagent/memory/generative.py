@@ -293,3 +293,13 @@ class LambdaHotVAEMemory(GenerativeMemory):
         """The class of each item: the lambda-hot mean nearest its encoding, (B,) int64."""
         mu = self.encode(items)                                              # (B, L)
         return th.cdist(mu, self.class_means).argmin(1).cpu().numpy()
+
+
+MEMORY_TYPES = {"typeA": CVAEMemory, "typeB": LambdaHotVAEMemory}
+
+
+def make_memory(kind: str, n_classes: int, item_shape, **kwargs: Any) -> GenerativeMemory:
+    """``"typeA"`` (:class:`CVAEMemory`) or ``"typeB"`` (:class:`LambdaHotVAEMemory`)."""
+    if kind not in MEMORY_TYPES:
+        raise ValueError(f"memory must be one of {sorted(MEMORY_TYPES)}, got {kind!r}")
+    return MEMORY_TYPES[kind](n_classes, item_shape, **kwargs)
