@@ -105,9 +105,9 @@ class ConvDecoder(nn.Module):
 
 def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int, **kwargs):
     """``(encoder, decoder)`` for ``arch`` in ``"mlp" | "conv" | "auto"`` (conv for
-    channels-last images of at least 32 x 32 pixels, else MLP)."""
+    channels-last images of at least 16 x 16 pixels, else MLP)."""
     if arch == "auto":
-        arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 32 and item_shape[2] <= 4 else "mlp"
+        arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4 else "mlp"
     if arch == "mlp":
         return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
             MLPDecoder(item_shape, cond_dim, latent_dim, **kwargs)
