@@ -144,7 +144,9 @@ class HopfieldExtractor(BaseFeaturesExtractor):
                 f"{observation_space}; wrap the VecEnv with memagent.history.ObservationHistory"
             )
         if embed_dim < 1 or hidden_dim < 1:
-            raise ValueError(f"embed_dim and hidden_dim must be >= 1, got {embed_dim}, {hidden_dim}")
+            raise ValueError(
+                f"embed_dim and hidden_dim must be >= 1, got {embed_dim}, {hidden_dim}"
+            )
         super().__init__(observation_space, features_dim=2 * embed_dim)
         window, width = observation_space.shape
         self.window, self.obs_dim = int(window), int(width) - 1
@@ -165,8 +167,12 @@ class HopfieldExtractor(BaseFeaturesExtractor):
         now = e[:, -1]  # (B, E): the current observation
         q = self.query(now).unsqueeze(1)  # (B, E) -> (B, 1, E)
         out = retrieve(
-            q, self.key(e), self.value(e), beta=self.beta,
-            mask=valid.unsqueeze(1), return_weights=return_weights,
+            q,
+            self.key(e),
+            self.value(e),
+            beta=self.beta,
+            mask=valid.unsqueeze(1),
+            return_weights=return_weights,
         )  # (B, 1, E) [and weights (B, 1, W)]
         z, weights = out if return_weights else (out, None)
         features = th.cat([now, z.squeeze(1)], dim=-1)  # (B, 2E)

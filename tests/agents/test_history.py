@@ -96,8 +96,11 @@ def test_sb3_accepts_the_wrapped_env():
                 assert venv.observation_space.contains(info["terminal_observation"])
     # Off-the-shelf algorithms take it, with SB3's MlpPolicy or with the Hopfield extractor.
     venv, policy_kwargs = with_memory(counter_venv(), window=4, embed_dim=8, hidden_dim=8)
-    for algo, kw in [(PPO, dict(n_steps=8, batch_size=8)), (A2C, dict(n_steps=4)),
-                     (DQN, dict(learning_starts=4, buffer_size=64, batch_size=4, train_freq=2))]:
+    for algo, kw in [
+        (PPO, dict(n_steps=8, batch_size=8)),
+        (A2C, dict(n_steps=4)),
+        (DQN, dict(learning_starts=4, buffer_size=64, batch_size=4, train_freq=2)),
+    ]:
         algo("MlpPolicy", venv, policy_kwargs=policy_kwargs, seed=0, **kw).learn(16)
     PPO("MlpPolicy", venv, n_steps=8, batch_size=8, seed=0).learn(16)
 
