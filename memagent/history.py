@@ -37,6 +37,9 @@ from torch import nn
 
 from memagent.memory.hopfield import retrieve
 
+MAX_CATEGORIES = 4096
+"""Largest ``n_codes * obs_dim`` for which :class:`HopfieldExtractor` embeds codes by default."""
+
 
 class ObservationHistory(VecEnvWrapper):
     """Keep each env's last ``window`` observations; the policy sees all of them.
@@ -128,6 +131,10 @@ class HopfieldExtractor(BaseFeaturesExtractor):
     :param hidden_dim: hidden size of the per-row embedding MLP.
     :param beta: inverse temperature of the softmax; ``None`` means ``1 / sqrt(embed_dim)``.
     :param recency: add the learned recency code ``p`` (which row is which age).
+    :param categorical: read each observation entry as a category (a tile id) with its own
+        learned embedding per position, the same as a linear layer on one-hot codes, instead of
+        as a number; ``None``: when the observations are integers with at most
+        ``MAX_CATEGORIES`` codes in all (symbolic gridworlds).
     """
 
     def __init__(
@@ -137,6 +144,7 @@ class HopfieldExtractor(BaseFeaturesExtractor):
         hidden_dim: int = 64,
         beta: float | None = None,
         recency: bool = True,
+        categorical: bool | None = None,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 2:
             raise ValueError(
@@ -151,9 +159,24 @@ class HopfieldExtractor(BaseFeaturesExtractor):
         window, width = observation_space.shape
         self.window, self.obs_dim = int(window), int(width) - 1
         self.beta = float(beta) if beta is not None else embed_dim**-0.5
-        self.embed = nn.Sequential(
-            nn.Linear(self.obs_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embed_dim)
-        )
+        n_codes = int(observation_space.high[:, : self.obs_dim].max()) + 1
+        integers = np.issubdtype(observation_space.dtype, np.integer)
+        if categorical is None:
+            categorical = integers and n_codes * self.obs_dim <= MAX_CATEGORIES
+        if categorical and not integers:
+            raise ValueError(
+                f"categorical=True needs integer observations, got {observation_space.dtype}; "
+                "pass categorical=False"
+            )
+        self.n_codes = n_codes if categorical else None
+        if categorical:
+            # entry i with code c -> embedding row i * n_codes + c
+            self.register_buffer("offsets", th.arange(self.obs_dim) * n_codes, persistent=False)
+            first = nn.Embedding(self.obs_dim * n_codes, hidden_dim)
+        else:
+            first = nn.Linear(self.obs_dim, hidden_dim)
+        self.first = first
+        self.embed = nn.Sequential(nn.ReLU(), nn.Linear(hidden_dim, embed_dim))
         self.recency = nn.Parameter(th.zeros(self.window, embed_dim)) if recency else None
         self.query = nn.Linear(embed_dim, embed_dim)
         self.key = nn.Linear(embed_dim, embed_dim)
@@ -161,7 +184,12 @@ class HopfieldExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: th.Tensor, return_weights: bool = False):
         x, valid = observations[..., : self.obs_dim], observations[..., self.obs_dim] > 0.5
-        e = self.embed(x)  # (B, W, D) -> (B, W, E)
+        if self.n_codes is not None:
+            codes = x.long().clamp(0, self.n_codes - 1) + self.offsets  # (B, W, D)
+            h = self.first(codes).sum(-2)  # (B, W, D, H) -> (B, W, H)
+        else:
+            h = self.first(x)  # (B, W, D) -> (B, W, H)
+        e = self.embed(h)  # (B, W, H) -> (B, W, E)
         if self.recency is not None:
             e = e + self.recency
         now = e[:, -1]  # (B, E): the current observation
