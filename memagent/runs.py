@@ -323,3 +323,35 @@ def read_episodes(run_dir: str | Path) -> list[dict]:
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+# --------------------------------------------------------------------------- loading a run
+
+
+def load_run(run_dir: str | Path, *, env_id: str | None = None, n_envs: int = 1,
+             seed: int | None = None, render: bool = False, device: str = "cpu"):
+    """Rebuild a run's env (wrappers and normalisation included) and load its newest model.
+
+    :param run_dir: a folder ``memagent train`` wrote.
+    :param env_id: evaluate on another env than the run's (same observation space).
+    :param n_envs: parallel envs; ``render=True`` always uses one.
+    :param seed: seed of the envs (default: the run's seed + 1000, unseen in training).
+    :param render: one env with ``render_mode="rgb_array"`` and ``info["frame"]``.
+    :param device: where the model runs.
+    :return: ``(config, model, venv)``.
+    """
+    from memagent.agents import presets
+
+    config = read_config(run_dir)
+    presets.check_agent(config.agent)
+    if env_id is not None:
+        config = dataclasses.replace(config, env_id=presets.check_env(env_id))
+    path, norm = latest_model(run_dir)
+    seed = config.seed + 1000 if seed is None else seed
+    venv = presets.make_venv(config, n_envs=n_envs, seed=seed, render=render)
+    venv, _ = presets.wrap_venv(config, venv, norm_path=norm, training=False)
+    try:
+        model = presets.load_model(config, path, venv, device=device)
+    except ValueError as err:  # SB3: observation/action space mismatch
+        raise ValueError(f"{path} does not fit {config.env_id}: {str(err).splitlines()[0]}") from None
+    return config, model, venv
