@@ -57,6 +57,13 @@ def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def raw_reward(venv, rewards):
+    """The env's reward before VecNormalize scaled it (``rewards`` when not normalised)."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    return venv.get_original_reward() if isinstance(venv, VecNormalize) else rewards
+
+
 def run_episodes(model, venv, n_episodes: int, deterministic: bool = True, on_step=None):
     """Play ``n_episodes`` split evenly over the envs; returns (returns, lengths, successes).
 
@@ -74,7 +81,7 @@ def run_episodes(model, venv, n_episodes: int, deterministic: bool = True, on_st
         action, state = model.predict(obs, state=state, episode_start=episode_start,
                                       deterministic=deterministic)
         obs, rewards, dones, infos = venv.step(action)
-        cur_r += getattr(venv, "get_original_reward", lambda: rewards)()
+        cur_r += raw_reward(venv, rewards)
         cur_l += 1
         if on_step is not None:
             on_step(infos, model)

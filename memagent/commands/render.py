@@ -60,12 +60,12 @@ def _out_kind(out: str) -> str:
 def memory_views(policy) -> dict[str, np.ndarray]:
     """Everything the policy's modules report through ``inspect()`` after the last forward."""
     views: dict[str, np.ndarray] = {}
-    for name, module in policy.named_modules():
+    for module in policy.modules():
         inspect = getattr(module, "inspect", None)
         if callable(inspect):
             try:
                 found = inspect() or {}
-            except Exception:  # a core that has not run yet  # noqa: BLE001
+            except Exception:  # a core that has not run yet
                 continue
             for key, value in found.items():
                 views.setdefault(key, np.asarray(value, dtype=float))
@@ -162,6 +162,7 @@ def _write(frames: list[np.ndarray], out: str, kind: str, fps: float) -> None:
 
 
 def render(args: argparse.Namespace) -> int:
+    from memagent.commands.evaluate import raw_reward
     from memagent.runs import check_run_dir, load_run
 
     kind = _out_kind(args.out)
@@ -181,7 +182,7 @@ def render(args: argparse.Namespace) -> int:
                                       deterministic=not args.stochastic)
         views = memory_views(model.policy)
         obs, reward, done, infos = venv.step(action)
-        t, ret = t + 1, ret + float(getattr(venv, "get_original_reward", lambda: reward)()[0])
+        t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
         caption = f"episode {episode}  step {t}  return {ret:.2f}"
         if done[0]:
             s = infos[0].get("is_success")
