@@ -230,7 +230,7 @@ def _build_memory_ppo(config, venv, policy_kwargs, **common):
     kwargs = dict(config.agent_kwargs)
     pk = {"memory": config.memory, "memory_kwargs": dict(config.memory_kwargs),
           **kwargs.pop("policy_kwargs", {})}
-    return cls("MemoryPolicy", venv, policy_kwargs=pk, **kwargs, **common)
+    return cls(_policy_for(venv), venv, policy_kwargs=pk, **kwargs, **common)
 
 
 def _build_man(config, venv, policy_kwargs, **common):

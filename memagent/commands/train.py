@@ -93,6 +93,9 @@ def _run(config, run_dir: Path, resume: bool, progress: bool) -> int:
     from memagent.utils import resolve_device, set_seed
 
     device = resolve_device(config.device)  # the small-network check follows once the model exists
+    if config.device.startswith("cuda") and device.type != "cuda":
+        print("memagent train: warning: CUDA was asked for but torch sees no GPU "
+              "(torch.cuda.is_available() is False); training on the CPU", file=sys.stderr)
     set_seed(config.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
