@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, metavar="N", help="total env steps (default: the preset's); with --resume, the new total")
     p.add_argument("--n-envs", type=int, default=None, metavar="N", help="parallel envs (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="one seed for everything (default 0)")
-    p.add_argument("--device", default=None, choices=None, metavar="auto|cpu|cuda", help="default auto: CUDA when present")
+    p.add_argument("--device", default=None, metavar="auto|cpu|cuda", help="default auto: CUDA when present")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON or TOML file of config keys (docs/cli.md); flags win over it")
     p.add_argument("--run-dir", default=None, metavar="DIR", help="the run folder to create (default runs/{env}__{agent}__{seed}__{time})")
     p.add_argument("--runs-root", default="runs", metavar="DIR", help="parent of new run folders (default runs)")
