@@ -28,6 +28,12 @@ ENVS: dict[str, tuple[str, dict, int, str]] = {
     "memagent/TMaze-Random-v0": (
         "memagent.envs.tmaze:TMazeEnv", {"length": (5, 20)}, 50,
         "passive T-maze whose length (5..20) is drawn per episode: counting steps cannot solve it"),
+    "memagent/KeyDoor-v0": (
+        "memagent.envs.keydoor:KeyDoorEnv", {}, 42,
+        "see a key of 1 of 3 colours, cross 10 columns of distractors, open the door of its colour"),
+    "memagent/RecallSequence-v0": (
+        "memagent.envs.recall:RecallSequenceEnv", {}, 44,
+        "pass 3 binary cues in order, then answer them at 3 junctions in the same order"),
     "memagent/Screens-v0": (
         "memagent.envs.screens:ScreensEnv", {}, 100,
         "MAN 4.2: 4x3 room, state = (position, direction), info['state_id'], noisy screens"),

@@ -178,8 +178,23 @@ class GridEngine:
         self.heading[:] = a
         return tile, ok
 
-    def observe(self, idx: np.ndarray | None = None) -> np.ndarray:
-        """Observations of the worlds ``idx`` (all when None), a new array."""
+    def _choice(self, tile: np.ndarray, n_doors: int, target: np.ndarray):
+        """Whether the move entered one of doors ``0..n_doors-1``, and whether it was ``target``."""
+        door = tile - np.uint8(DOOR0)                # uint8: non-doors wrap to large values
+        chose = door < n_doors
+        return chose, chose & (door == target)
+
+    def _shaped(self, reward: np.ndarray, chose, success, moved_east, on_junction) -> np.ndarray:
+        """Adds ``penalty`` for a wrong door and ``-cost`` for a step in the corridor that does
+        not move east (the shaping that lets a memoryless policy learn to walk)."""
+        if self.penalty:
+            reward += np.float32(self.penalty) * (chose & ~success)
+        reward -= self.cost * ~(moved_east | on_junction)
+        return reward
+
+    def observe(self, idx: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Observations of the worlds ``idx`` (all when None): a new array, or written into
+        ``out`` (C-contiguous, ``(M,) + observation_space.shape``) when given."""
         if self.obs_mode == "symbolic":
             if idx is None:
                 gather = self._idx
@@ -187,8 +202,10 @@ class GridEngine:
             else:
                 gather = self._idx[idx]
                 np.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
-            return self.flat[gather]
-        return self._view_renderer.render(self.view_sprites(idx))
+            if out is None:
+                return self.flat[gather]
+            return np.take(self.flat, gather, out=out, mode="clip")
+        return self._view_renderer.render(self.view_sprites(idx), out=out)
 
     def view_sprites(self, idx=None) -> np.ndarray:
         """Sprite ids of the egocentric view, ``(M, k, k)``: tiles, the agent drawn at the centre."""

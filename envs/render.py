@@ -112,10 +112,13 @@ class TileRenderer:
     :param heights: pixel height of each tile row (``split(H, rows)``).
     :param widths: pixel width of each tile column.
 
-    Per call, the distinct rows of tiles in the batch (few: worlds repeat) are drawn once as
-    pixel strips ``(U, h, W*3)``; the frames are then one ``np.take`` of whole pixel rows
-    from the strips, written contiguously (the fast path of numpy's gather).
+    A row of tiles is drawn once as a pixel strip ``(h, W*3)`` and kept in a cache keyed by
+    its sprite ids (worlds repeat: a T-maze view has a few dozen distinct rows); a batch of
+    frames is then one ``np.take`` of whole pixel rows from the strips, written contiguously
+    (numpy's fastest gather). Views wider than 7 tiles skip the cache.
     """
+
+    max_cached = 8192   # strips; the cache starts again when it would grow past this
 
     def __init__(self, heights: list[int], widths: list[int]):
         self.heights, self.widths = list(heights), list(widths)
@@ -129,36 +132,76 @@ class TileRenderer:
         self.out_row_tile = np.repeat(np.arange(len(self.heights)), self.heights)   # (H,)
         self.out_row_sub = np.concatenate([np.arange(h) for h in self.heights])     # (H,)
         self.n_ids = 2 * N_SPRITES
+        self.n_classes = len(self.row_classes)
+        self._clear()
 
-    def render(self, ids: np.ndarray) -> np.ndarray:
-        m, rows, cols = ids.shape
-        # one key per (frame, tile row): the row's sprite ids and its height class
-        keyed = np.concatenate([ids.astype(np.int64),
-                                np.broadcast_to(self.row_class[None, :, None], (m, rows, 1))], axis=2)
-        keyed = keyed.reshape(m * rows, cols + 1)
-        if cols <= 6:
-            code = keyed @ (self.n_ids ** np.arange(cols + 1, dtype=np.int64))
-            uniq, inv = np.unique(code, return_inverse=True)
-            first = np.zeros(len(uniq), dtype=np.int64)
-            first[inv] = np.arange(len(inv))                  # one row of `keyed` per strip
-            strips_keys = keyed[first]
-        else:
-            strips_keys, inv = np.unique(keyed, axis=0, return_inverse=True)
-        inv = inv.reshape(m, rows)
-        u = len(strips_keys)
-        strips = np.zeros((u, self.hmax, self.w * 3), dtype=np.uint8)
+    def _clear(self) -> None:
+        self._codes = np.zeros(0, dtype=np.int64)      # sorted strip codes
+        self._slot = np.zeros(0, dtype=np.int64)       # strip of each sorted code
+        self._strips = np.zeros((64, self.hmax, self.w * 3), dtype=np.uint8)
+        self._n = 0
+
+    def _draw(self, keys: np.ndarray) -> np.ndarray:
+        """Strips of tile rows ``keys`` (U, cols + 1: sprite ids, height class) -> (U, hmax, W*3)."""
+        strips = np.zeros((len(keys), self.hmax, self.w * 3), dtype=np.uint8)
         for c, h in enumerate(self.row_classes):
-            sel = np.flatnonzero(strips_keys[:, -1] == c)
-            if not len(sel):
-                continue
+            sel = np.flatnonzero(keys[:, -1] == c)
             for j, w in enumerate(self.widths):
                 # (U_c,) sprite ids -> sprite rows (U_c, h) -> (U_c, h, w*3) bytes of column j
-                src = strips_keys[sel, j][:, None] * h + np.arange(h)
+                src = keys[sel, j][:, None] * h + np.arange(h)
                 strips[sel, :h, self.col_bytes[j]:self.col_bytes[j + 1]] = self.tables[h, w][src]
-        # output row y of frame m = strip inv[m, tile row of y], sub-row of y: (M, H) row ids
-        take = inv[:, self.out_row_tile] * self.hmax + self.out_row_sub
-        out = np.take(strips.reshape(u * self.hmax, self.w * 3), take, axis=0)
-        return out.reshape(m, self.h, self.w, 3)
+        return strips
+
+    def _strip_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The cached strip of every (frame, tile row), drawing the missing ones: (M, rows)."""
+        code = ids[..., 0].astype(np.int64)
+        for j in range(1, ids.shape[2]):
+            code = code * self.n_ids + ids[..., j]
+        code = (code * self.n_classes + self.row_class).ravel()          # (M * rows,)
+        pos = np.minimum(np.searchsorted(self._codes, code), max(len(self._codes) - 1, 0))
+        missing = self._codes[pos] != code if len(self._codes) else np.ones(len(code), bool)
+        if missing.any():
+            new = np.unique(code[missing])
+            if self._n + len(new) > self.max_cached:
+                self._clear()
+                new = np.unique(code)
+            keys = np.empty((len(new), ids.shape[2] + 1), dtype=np.int64)
+            rest = new.copy()
+            keys[:, -1] = rest % self.n_classes
+            rest //= self.n_classes
+            for j in range(ids.shape[2] - 1, -1, -1):
+                keys[:, j] = rest % self.n_ids
+                rest //= self.n_ids
+            if self._n + len(new) > len(self._strips):
+                grown = np.zeros((2 * (self._n + len(new)),) + self._strips.shape[1:], np.uint8)
+                grown[:self._n] = self._strips[:self._n]
+                self._strips = grown
+            self._strips[self._n:self._n + len(new)] = self._draw(keys)
+            codes = np.concatenate([self._codes, new])
+            slots = np.concatenate([self._slot, self._n + np.arange(len(new))])
+            order = np.argsort(codes, kind="stable")
+            self._codes, self._slot = codes[order], slots[order]
+            self._n += len(new)
+            pos = np.searchsorted(self._codes, code)
+        return self._slot[pos].reshape(ids.shape[:2])
+
+    def render(self, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Frames of ``ids`` (M, rows, cols); written into ``out`` (M, H, W, 3) when given."""
+        m, rows, cols = ids.shape
+        if cols <= 7:
+            strip, table = self._strip_ids(ids), self._strips
+        else:   # too many ids for one int64 key: draw this batch's distinct rows afresh
+            keyed = np.concatenate([ids.astype(np.int64),
+                                    np.broadcast_to(self.row_class[None, :, None], (m, rows, 1))], axis=2)
+            keys, strip = np.unique(keyed.reshape(m * rows, cols + 1), axis=0, return_inverse=True)
+            strip, table = strip.reshape(m, rows), self._draw(keys)
+        # output row y of frame m = strip[m, tile row of y], sub-row of y: (M, H) row ids
+        take = strip[:, self.out_row_tile] * self.hmax + self.out_row_sub
+        if out is None:
+            out = np.empty((m, self.h, self.w, 3), dtype=np.uint8)
+        np.take(table.reshape(-1, self.w * 3), take, axis=0, out=out.reshape(m, self.h, self.w * 3),
+                mode="clip")                                # mode="clip": no buffered copy
+        return out
 
 
 class Viewer:
@@ -168,8 +211,7 @@ class Viewer:
         import pygame
 
         self.pygame = pygame
-        pygame.init()
-        pygame.display.init()
+        pygame.display.init()          # not pygame.init(): no audio
         self.title, self.scale, self.text_height = title, scale, text_height
         self.screen = None
         self.font = None

@@ -137,6 +137,9 @@ class ScreensEngine(GridEngine):
             noise = bank_rng.integers(-self.noise, self.noise + 1, rows.shape, dtype=np.int16)
             rows[:] = (rows + noise).astype(np.uint8)        # no wrap: colours kept in range
         self._rows = rows.reshape(-1, s * 3)
+        # 1024 patterns of a noise variant per screen row, as row offsets into the table
+        variant_stride = shifts * self.n_states * ps
+        self._variant_rows = (bank_rng.integers(0, v, (1024, s)) * variant_stride + np.arange(s))
         # distractors: d x d squares of palette colours on the floor, never on the agent's cell
         self._dsize = d = max(2, ts // 3)
         dy, dx = np.divmod(np.arange(d * d), d)
@@ -149,21 +152,25 @@ class ScreensEngine(GridEngine):
         k, s = self.shift, self.image_size
         return self._canvas[sid, k:k + s, k:k + s].copy()
 
-    def observe(self, idx=None) -> np.ndarray:
+    def observe(self, idx=None, out=None) -> np.ndarray:
         if self.obs_mode == "symbolic":
-            return super().observe(idx)
-        return self.screens(self.state_id(idx), self.rng)
+            return super().observe(idx, out)
+        return self.screens(self.state_id(idx), self.rng, out)
 
-    def screens(self, state_ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Random screens of the given states, ``(M, S, S, 3) uint8``."""
+    def screens(self, state_ids: np.ndarray, rng: np.random.Generator,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Random screens of the given states, ``(M, S, S, 3) uint8`` (written into ``out`` if given)."""
         s, ps, k = self.image_size, self._canvas_size, self.shift
         state_ids = np.asarray(state_ids, dtype=np.int64)
         m = len(state_ids)
         dy, dx = rng.integers(0, 2 * k + 1, (2, m))
-        # (M,) -> row ids (M, S) into the (V, shifts, S, ps) row table -> take (M, S, S*3)
-        variant = rng.integers(0, self.n_variants, (m, s)) if self.n_variants > 1 else 0
-        table_row = ((variant * (2 * k + 1) + dx[:, None]) * self.n_states + state_ids[:, None]) * ps
-        out = np.take(self._rows, table_row + dy[:, None] + np.arange(s), axis=0).reshape(m, s, s, 3)
+        # (M,) -> row ids (M, S) into the (V, shifts, S, ps) row table -> take (M, S, S*3),
+        # a noise variant for every row
+        first_row = (dx * self.n_states + state_ids) * ps + dy                 # (M,) in variant 0
+        rows = self._variant_rows[rng.integers(0, len(self._variant_rows), m)] + first_row[:, None]
+        if out is None:
+            out = np.empty((m, s, s, 3), dtype=np.uint8)
+        np.take(self._rows, rows, axis=0, out=out.reshape(m, s, s * 3), mode="clip")
         if self.n_distractors:
             n_d, ts, d = self.n_distractors, self.tile_px, self._dsize
             pos = state_ids % self.n_positions

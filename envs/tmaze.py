@@ -93,15 +93,8 @@ class TMazeEngine(GridEngine):
         on_junction = self.flat[self.pos] == JUNCTION
         tile, moved = self._move(a)
         self.flat[self.sign] = WALL                  # the cue is shown only in the first observation
-        door = tile - np.uint8(DOOR0)                # uint8: non-doors wrap to large values
-        chose = door < self.n_cues
-        success = chose & (door == self.cue)
-        reward = success.astype(np.float32)
-        if self.penalty:
-            reward += np.float32(self.penalty) * (chose & ~success)
-        # shaping: a step in the corridor that does not move east costs `cost`
-        idle = ~((moved & (a == RIGHT)) | on_junction)
-        reward -= self.cost * idle
+        chose, success = self._choice(tile, self.n_cues, self.cue)
+        reward = self._shaped(success.astype(np.float32), chose, success, moved & (a == RIGHT), on_junction)
         return reward, chose, success
 
 

@@ -17,6 +17,9 @@ class GridVecEnv(VecEnv):
       observation is the first of the new episode and ``infos[i]["terminal_observation"]``
       the last of the old one;
     - the time limit (``max_episode_steps``) truncates, with ``infos[i]["TimeLimit.truncated"]``;
+    - per-world info of the engine (``state_id`` in Screens) is in every ``infos[i]``; for a
+      world that just finished it describes the terminal state, and the new episode's first
+      state is in ``reset_infos[i]`` (as SB3's ``DummyVecEnv`` does);
     - at every episode end ``infos[i]`` has ``is_success`` and ``episode = {"r", "l", "t"}``,
       the statistics SB3's ``Monitor`` would add, so ``ep_rew_mean`` and ``success_rate`` are
       logged without wrapping (``env_is_wrapped(Monitor)`` answers True);
@@ -68,21 +71,20 @@ class GridVecEnv(VecEnv):
             idx = np.flatnonzero(done)
             terminal = obs[idx]                          # a copy: obs[idx] is overwritten below
             t = round(time.time() - self.t_start, 6)
-            for j, (i, r, n, term, succ) in enumerate(zip(
-                    idx.tolist(), self.ep_return[idx].tolist(), eng.t[idx].tolist(),
-                    terminated[idx].tolist(), success[idx].tolist(), strict=True)):
-                info = infos[i]
+            for j, (i, r, n, trunc, succ) in enumerate(zip(
+                    idx.tolist(), np.round(self.ep_return[idx], 6).tolist(), eng.t[idx].tolist(),
+                    (~terminated[idx]).tolist(), success[idx].tolist(), strict=True)):
+                info = infos[i]                          # keeps the terminal state's info arrays
                 info["terminal_observation"] = terminal[j]
-                info["TimeLimit.truncated"] = not term
+                info["TimeLimit.truncated"] = trunc
                 info["is_success"] = succ
-                info["episode"] = {"r": round(r, 6), "l": n, "t": t}
+                info["episode"] = {"r": r, "l": n, "t": t}
             eng.reset(idx)
             self.ep_return[idx] = 0.0
             obs[idx] = eng.observe(idx)
-            arrays = eng.info_arrays()
-            for name, values in arrays.items():          # the new episode's first state
+            for name, values in eng.info_arrays().items():   # the new episode's first state
                 for i, v in zip(idx.tolist(), values[idx].tolist(), strict=True):
-                    infos[i][name] = v
+                    self.reset_infos[i] = {name: v}
         if self.render_mode == "human":
             self.render()
         return obs, reward, done, infos

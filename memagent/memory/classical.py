@@ -91,6 +91,9 @@ class SparseDistributedMemory(torch.nn.Module):
     def __init__(self, dim: int, n_locations: int = 1000, radius: int | None = None,
                  p_activate: float = 0.05, seed: int | None = 0):
         super().__init__()
+        if not 0 < p_activate < 1 or n_locations < 1:
+            raise ValueError(f"need 0 < p_activate < 1 and n_locations >= 1, got {p_activate}, "
+                             f"{n_locations}")
         g = torch.Generator().manual_seed(0 if seed is None else seed)
         self.register_buffer("A", torch.randint(0, 2, (n_locations, dim), generator=g).float() * 2 - 1)
         self.register_buffer("C", torch.zeros(n_locations, dim))

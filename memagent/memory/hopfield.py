@@ -30,6 +30,7 @@ The models built from it are :class:`ClassicalHopfield`, :class:`SparseDistribut
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -345,7 +346,7 @@ class ModernHopfield(torch.nn.Module):
         """``(..., D) -> (...)``."""
         lse = torch.logsumexp(self.beta * states @ self.X.t(), -1) / self.beta
         n, m = self.X.shape[0], self.X.norm(dim=-1).max()
-        return -lse + 0.5 * states.square().sum(-1) + torch.log(torch.tensor(float(n))) / self.beta + 0.5 * m**2
+        return -lse + 0.5 * states.square().sum(-1) + math.log(n) / self.beta + 0.5 * m**2
 
     def forward(self, queries: Tensor, steps: int = 1, return_energies: bool = False):
         """``steps`` updates of ``queries (..., Q, D)``; energies ``(steps + 1, ..., Q)`` if asked."""

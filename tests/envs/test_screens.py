@@ -77,3 +77,14 @@ def test_canonical_screen_shows_agent_in_its_cell():
         assert _red(cell).sum() > ts * ts // 5
     with pytest.raises(ValueError, match="state_id"):
         eng.canonical_screen(48)
+
+
+def test_vec_terminal_state_and_reset_infos():
+    venv = make_vec("memagent/Screens-v0", 3, seed=0)
+    venv.reset()
+    path = [FORWARD, FORWARD, FORWARD, RIGHT, FORWARD, FORWARD]
+    for action in path:
+        obs, rewards, dones, infos = venv.step(np.full(3, action))
+    assert dones.all() and (rewards == 1).all()
+    assert all(i["state_id"] == 2 * 12 + 11 and i["is_success"] for i in infos)   # the goal, facing south
+    assert [r["state_id"] for r in venv.reset_infos] == [12, 12, 12]               # the next episode's start

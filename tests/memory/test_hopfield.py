@@ -230,3 +230,15 @@ def test_dam_classifier_gradients_and_errors():
         H.ModernHopfield(torch.rand(3, 4), beta=0)
     with pytest.raises(ValueError, match=r"shape \(N, 8\)"):
         H.ClassicalHopfield(8).store(torch.ones(3, 9))
+
+
+@pytest.mark.parametrize("sep", ["softmax", "max"])
+def test_causal_sequence_attention_matches_per_step_loop(sep):
+    """One masked call over (B, T, T) equals reading the prefix at every step (policy cores)."""
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(3, 6, 5, generator=g)  # (B, T, D)
+    causal = torch.ones(6, 6, dtype=torch.bool).tril()
+    out = retrieve(x, x, similarity="euclidean", separation=sep, beta=0.5, mask=causal)
+    for t in range(6):
+        step = retrieve(x[:, t:t + 1], x[:, : t + 1], similarity="euclidean", separation=sep, beta=0.5)
+        torch.testing.assert_close(out[:, t:t + 1], step)
