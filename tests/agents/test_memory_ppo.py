@@ -58,7 +58,7 @@ def _rollout_predictions(model, seed=5, steps=40):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("memory", ["hopfield", "lstm", None])
+@pytest.mark.parametrize("memory", ["hopfield", "lstm", "gru", "nmn", None])
 def test_save_load_continue(tmp_path, memory):
     kwargs = {"capacity": 64} if memory == "hopfield" else {}
     model = _short_model(memory, **kwargs)
