@@ -154,8 +154,8 @@ class LSTMCore(_RNNCore):
     :param input_dim: size of the input features ``F``.
     :param hidden_size: size of the output ``H`` and of the hidden state.
     :param num_layers: stacked LSTM layers.
-    :param keep_bias: initial bias of the forget gate in both bias vectors (0: no
-        init; larger keeps memories longer at the start of training).
+    :param keep_bias: initial bias of the forget gate in both bias vectors (0: no bias;
+        larger keeps memories longer at the start of training).
     """
 
     rnn_class = nn.LSTM
@@ -168,8 +168,8 @@ class GRUCore(_RNNCore):
     :param input_dim: size of the input features ``F``.
     :param hidden_size: size of the output ``H`` and of the hidden state.
     :param num_layers: stacked GRU layers.
-    :param keep_bias: initial bias of the update gate in both bias vectors (0: no
-        init; larger keeps memories longer at the start of training).
+    :param keep_bias: initial bias of the update gate in both bias vectors (0: no bias;
+        larger keeps memories longer at the start of training).
     """
 
     rnn_class = nn.GRU

@@ -155,3 +155,20 @@ def test_bad_input_errors():
         MemoryActorCriticPolicy(_DictEnv.observation_space, spaces.Discrete(2), lambda _: 1e-3)
     with pytest.raises(ValueError, match="multiple of n_steps"):
         MemoryPPO("MlpPolicy", env, n_steps=128, batch_size=100, device="cpu")
+
+
+def test_bench_commands_smoke(tmp_path, capsys):
+    import json
+
+    from memagent.cli import main
+
+    out = tmp_path / "policies.json"
+    assert main(["bench", "policies", "--cores", "gru,hopfield", "--n-envs", "2", "--n-steps", "8",
+                 "--rollouts", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r[1] for r in rows] == ["none (MLP)", "lstm", "gru", "hopfield"]
+    assert all(r[3] > 0 for r in rows)
+    assert main(["bench", "delay", "--lengths", "10,25", "--cores", "hopfield", "--budget", "64",
+                 "--episodes", "2", "--n-envs", "2", "--n-steps", "8", "--transfer"]) == 0
+    assert "L=25" in capsys.readouterr().out
+    assert main(["bench", "delay", "--lengths", "7"]) == 2  # a length with no registered maze
