@@ -36,8 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--capacity", type=int, default=100, help="screens kept per state")
     p.add_argument("--judge-steps", type=int, default=DEFAULTS["judge_steps"],
                    help="random-policy steps of real screens for the judge (0: no judge)")
-    p.add_argument("--channels", default="16,32,32,64",
+    p.add_argument("--channels", default="32,64,64",
                    help="conv channels of the long-term memory, comma-separated")
+    p.add_argument("--stem", type=int, choices=[2, 4], default=4,
+                   help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
@@ -71,7 +74,9 @@ def train_agent(env, args):
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     channels = tuple(int(c) for c in str(args.channels).split(","))
     agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
-                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels}})
+                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
+                                                                   "stem": args.stem},
+                                                    "learning_rate": args.learning_rate})
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
     agent.train_memory(args.steps)
