@@ -129,9 +129,10 @@ class NMNLayer(nn.Module):
         # window[j, i] = (j + offsets[i]) mod H: neuron j and its tau neighbours
         self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
                              persistent=False)
-        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)[:, None]
+        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)
+        self.register_buffer("codes", codes, persistent=False)
         # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
-        self.register_buffer("bits", (codes >> torch.arange(tau, -1, -1)) & 1 == 1,
+        self.register_buffer("bits", (codes[:, None] >> torch.arange(tau, -1, -1)) & 1 == 1,
                              persistent=False)
 
     # ---- pieces -------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class NMNLayer(nn.Module):
                 g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
             else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
                 code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
-                g = nn.functional.one_hot(code, self.mem_dim).to(x.dtype)
+                g = (code.unsqueeze(-1) == self.codes).to(x.dtype)
         return a.unsqueeze(-1), g
 
     def read(self, state: Tensor) -> Tensor:
