@@ -71,3 +71,12 @@ def test_bench_smoke(tmp_path, capsys):
     payload = json.loads(out.read_text())
     assert payload["bench"] == "nmn" and len(payload["rows"]) == 4
     assert main(["bench", "nmn", "--quick", "--tasks", "nope"]) == 2
+
+
+def test_nmn_learns_memory_recall_where_the_ffnn_cannot():
+    from memagent.bench.nmn import NMNBenchConfig, train_and_test
+
+    task = make_task("memory", length=1)
+    cfg = NMNBenchConfig(hidden=16, steps=150, batch=32, test=200)
+    assert train_and_test(task, "NMN", cfg, seed=0)["errors"]["bit error"] < 5.0
+    assert train_and_test(task, "FFNN", cfg, seed=0)["errors"]["bit error"] > 35.0
