@@ -1,0 +1,133 @@
+"""The stable-baselines3 ``VecEnv`` view of a batched engine (imports SB3, hence torch)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from memagent.envs.core import GridEngine, check_choice, check_int
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
+
+
+class GridVecEnv(VecEnv):
+    """``engine.n`` worlds stepped by one call of the engine, with SB3's semantics.
+
+    - autoreset: a world whose episode ends is reset inside ``step_wait``; the returned
+      observation is the first of the new episode and ``infos[i]["terminal_observation"]``
+      the last of the old one;
+    - the time limit (``max_episode_steps``) truncates, with ``infos[i]["TimeLimit.truncated"]``;
+    - per-world info of the engine (``state_id`` in Screens) is in every ``infos[i]``; for a
+      world that just finished it describes the terminal state, and the new episode's first
+      state is in ``reset_infos[i]`` (as SB3's ``DummyVecEnv`` does);
+    - at every episode end ``infos[i]`` has ``is_success`` and ``episode = {"r", "l", "t"}``,
+      the statistics SB3's ``Monitor`` would add, so ``ep_rew_mean`` and ``success_rate`` are
+      logged without wrapping (``env_is_wrapped(Monitor)`` answers True);
+    - ``seed(s)`` seeds the engine's generator with ``s`` at the next ``reset()``.
+    """
+
+    def __init__(self, engine: GridEngine, max_episode_steps: int, render_mode: str | None = None):
+        self.engine = engine
+        self.max_episode_steps = check_int("max_episode_steps", max_episode_steps, 1)
+        self.render_mode = check_choice("render_mode", render_mode, (None, "rgb_array", "human"))
+        super().__init__(engine.n, engine.observation_space, engine.action_space)
+        self.ep_return = np.zeros(engine.n, dtype=np.float64)
+        self.t_start = time.time()
+        self._actions = None
+        self._viewer = None
+
+    def _infos(self) -> list[dict]:
+        arrays = self.engine.info_arrays()
+        if not arrays:
+            return [{} for _ in range(self.num_envs)]
+        (name, values), *rest = arrays.items()
+        infos = [{name: v} for v in values.tolist()]
+        for name, values in rest:
+            for info, v in zip(infos, values.tolist(), strict=True):
+                info[name] = v
+        return infos
+
+    def reset(self) -> np.ndarray:
+        if self._seeds[0] is not None:
+            self.engine.seed(self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        self.engine.reset()
+        self.ep_return[:] = 0.0
+        self.reset_infos = self._infos()
+        return self.engine.observe()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        eng = self.engine
+        reward, terminated, success = eng.step(self._actions)
+        self.ep_return += reward
+        done = terminated | (eng.t >= self.max_episode_steps)
+        obs = eng.observe()
+        infos = self._infos()
+        if done.any():
+            idx = np.flatnonzero(done)
+            terminal = obs[idx]                          # a copy: obs[idx] is overwritten below
+            t = round(time.time() - self.t_start, 6)
+            for j, (i, r, n, trunc, succ) in enumerate(zip(
+                    idx.tolist(), np.round(self.ep_return[idx], 6).tolist(), eng.t[idx].tolist(),
+                    (~terminated[idx]).tolist(), success[idx].tolist(), strict=True)):
+                info = infos[i]                          # keeps the terminal state's info arrays
+                info["terminal_observation"] = terminal[j]
+                info["TimeLimit.truncated"] = trunc
+                info["is_success"] = succ
+                info["episode"] = {"r": r, "l": n, "t": t}
+            eng.reset(idx)
+            self.ep_return[idx] = 0.0
+            obs[idx] = eng.observe(idx)
+            for name, values in eng.info_arrays().items():   # the new episode's first state
+                for i, v in zip(idx.tolist(), values[idx].tolist(), strict=True):
+                    self.reset_infos[i] = {name: v}
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, done, infos
+
+    # -- SB3's VecEnv plumbing ------------------------------------------------------------
+    def close(self) -> None:
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+
+    def get_images(self) -> Sequence[np.ndarray]:
+        return [self.engine.render_frame(i) for i in range(self.num_envs)]
+
+    def render(self, mode: str | None = None):
+        if (mode or self.render_mode) == "human" and self.render_mode == "human":
+            if self._viewer is None:
+                from memagent.envs.render import Viewer
+
+                self._viewer = Viewer(type(self.engine).__name__, scale=2)
+            self._viewer.show(self.engine.render_frame(0))
+            return None
+        return super().render(mode)
+
+    def _target(self, attr_name: str):
+        if attr_name in ("render_mode", "max_episode_steps"):
+            return self
+        if hasattr(self.engine, attr_name):
+            return self.engine
+        raise AttributeError(f"{type(self.engine).__name__} has no attribute {attr_name!r}")
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list:
+        value = getattr(self._target(attr_name), attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value, indices: VecEnvIndices = None) -> None:
+        """Sets the attribute on the engine, i.e. for every world (``indices`` is ignored)."""
+        setattr(self.engine, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list:
+        method = getattr(self._target(method_name), method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
+        """Monitor and TimeLimit are built in (episode statistics and truncation)."""
+        built_in = getattr(wrapper_class, "__name__", "") in ("Monitor", "TimeLimit")
+        return [built_in for _ in self._get_indices(indices)]

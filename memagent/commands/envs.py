@@ -1,0 +1,43 @@
+"""``memagent envs [ENV_ID]``: list the registered gridworlds, or describe one."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "envs", help="list the registered gridworlds (or describe one)",
+        description="List every registered memagent gridworld with a one-line description; "
+        "with ENV_ID, print that world's documentation.")
+    parser.add_argument("env_id", nargs="?", metavar="ENV_ID", help="describe this id")
+    parser.set_defaults(func=run)
+
+
+def full_id(env_id: str) -> str:
+    """``env_id`` as registered (``TMaze-v0`` -> ``memagent/TMaze-v0``), or a ValueError."""
+    from memagent.envs import ENVS
+
+    for candidate in (env_id, f"memagent/{env_id}"):
+        if candidate in ENVS:
+            return candidate
+    raise ValueError(f"ENV_ID must be one of {', '.join(ENVS)}; got {env_id!r}")
+
+
+def run(args) -> int:
+    from memagent.envs import ENVS
+
+    if args.env_id is None:
+        width = max(map(len, ENVS))
+        for env_id, (*_, max_steps, description) in ENVS.items():
+            print(f"{env_id:<{width}}  {description} (time limit {max_steps})")
+        return 0
+    env_id = full_id(args.env_id)
+    import inspect
+
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    cls = gym.envs.registration.load_env_creator(spec.entry_point)
+    print(f"{env_id}: {ENVS[env_id][3]}")
+    print(f"kwargs {spec.kwargs}, max_episode_steps {spec.max_episode_steps}")
+    print(inspect.cleandoc(cls.__doc__ or ""))
+    return 0

@@ -1,0 +1,101 @@
+"""Every registered id: gymnasium's and SB3's env checkers, seeding, the VecEnv contract."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from memagent.envs import ENVS, make_vec
+
+import memagent  # noqa: F401
+
+IDS = list(ENVS)
+MODES = ["symbolic", "pixels"]
+
+
+@pytest.mark.parametrize("obs_mode", MODES)
+@pytest.mark.parametrize("env_id", IDS)
+def test_checkers(env_id, obs_mode):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(env_id, obs_mode=obs_mode, render_mode="rgb_array")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no checker warnings either
+        gym_check_env(env.unwrapped)
+        sb3_check_env(gym.make(env_id, obs_mode=obs_mode), warn=True)
+    assert env.observation_space.dtype == np.uint8
+    if obs_mode == "pixels":
+        assert env.observation_space.shape == (64, 64, 3)
+
+
+def _rollout_gym(env_id, seed, steps=60, **kw):
+    env = gym.make(env_id, **kw)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, r, term, trunc, _ = env.step(env.action_space.sample())
+        out += [obs, np.array([r, term, trunc])]
+        if term or trunc:
+            obs, _ = env.reset()
+            out.append(obs)
+    return out
+
+
+def _rollout_vec(env_id, seed, n=8, steps=60, **kw):
+    venv = make_vec(env_id, n, seed=seed, **kw)
+    rng = np.random.default_rng(seed)
+    out = [venv.reset()]
+    for _ in range(steps):
+        obs, r, d, _ = venv.step(rng.integers(0, venv.action_space.n, n))
+        out += [obs, r, d]
+    return out
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_trajectory(env_id):
+    for rollout in (_rollout_gym, _rollout_vec):
+        a, b, c = rollout(env_id, 7), rollout(env_id, 7), rollout(env_id, 8)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=False))
+
+
+def test_vec_autoreset_and_terminal_observation():
+    venv = make_vec("memagent/TMaze-v0", 3, seed=0, length=2, step_penalty=0.0)
+    obs = venv.reset()
+    assert (obs[:, 3] >= 5).all()                         # every first obs shows the cue
+    venv.step(np.array([1, 1, 3]))                        # envs 0, 1 reach the junction
+    obs, rew, dones, infos = venv.step(np.array([0, 2, 3]))   # both choose; env 2 idles
+    assert dones.tolist() == [True, True, False]
+    for i in (0, 1):
+        term = infos[i]["terminal_observation"]
+        assert term[4] == 13 + i and term[-1] == [0, 2][i]  # in door i, heading up / down
+        assert obs[i][3] >= 5 and obs[i][4] == 0          # the new episode's first obs: the cue again
+        assert infos[i]["TimeLimit.truncated"] is False
+        assert infos[i]["episode"]["l"] == 2
+        assert infos[i]["is_success"] == (rew[i] == 1.0)
+        assert infos[i]["episode"]["r"] == pytest.approx(rew[i])
+    assert "terminal_observation" not in infos[2]
+
+
+def test_vec_time_limit_truncates():
+    venv = make_vec("memagent/TMaze-v0", 2, seed=0, max_episode_steps=4)
+    venv.reset()
+    for _ in range(3):
+        _, _, dones, _ = venv.step(np.array([3, 3]))
+        assert not dones.any()
+    obs, _, dones, infos = venv.step(np.array([3, 3]))
+    assert dones.all() and infos[0]["TimeLimit.truncated"] is True
+    assert infos[0]["is_success"] is False and infos[0]["episode"]["l"] == 4
+
+
+def test_vec_trains_with_sb3_and_logs_success():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.monitor import Monitor
+
+    venv = make_vec("memagent/TMaze-v0", 8, seed=0)
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(512)
+    assert len(model.ep_info_buffer) > 0 and len(model.ep_success_buffer) > 0
+    assert venv.env_is_wrapped(Monitor) == [True] * 8
