@@ -137,6 +137,14 @@ def run(args) -> int:
     from memagent.bench.common import report
     from memagent.memory.nmn_data import TASKS, make_task
 
+    for name in ("seeds", "steps", "batch", "threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.hidden < 3:
+        raise ValueError(f"--hidden must be >= 3 (a neuron and its tau = 2 neighbours), "
+                         f"got {args.hidden}")
+    if args.lr <= 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     torch.set_num_threads(args.threads)
     cfg = NMNBenchConfig(hidden=args.hidden, steps=args.steps, batch=args.batch, lr=args.lr)
     if args.quick:

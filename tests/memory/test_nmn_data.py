@@ -71,6 +71,8 @@ def test_bench_smoke(tmp_path, capsys):
     payload = json.loads(out.read_text())
     assert payload["bench"] == "nmn" and len(payload["rows"]) == 4
     assert main(["bench", "nmn", "--quick", "--tasks", "nope"]) == 2
+    assert main(["bench", "nmn", "--seeds", "0"]) == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
 
 
 def test_nmn_learns_memory_recall_where_the_ffnn_cannot():
