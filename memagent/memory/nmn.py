@@ -213,8 +213,9 @@ class NMNLayer(nn.Module):
         :param episode_starts: ``(T, B)``, 1 where the memory is emptied before step t.
         :return: ``y (T, B, output_dim)`` and the state after step T.
         """
-        if u.dim() != 3 or u.shape[-1] != self.in_features:
-            raise ValueError(f"u must have shape (T, B, {self.in_features}), got {tuple(u.shape)}")
+        if u.dim() != 3 or u.shape[-1] != self.in_features or u.shape[0] < 1:
+            raise ValueError(f"u must have shape (T >= 1, B, {self.in_features}), "
+                             f"got {tuple(u.shape)}")
         T, B = u.shape[:2]
         state = _memory(self.initial_state(B, u.device) if state is None else state)
         x = torch.sigmoid(self.linear(u))  # eq. 1: (T, B, F) -> (T, B, H)
@@ -236,6 +237,8 @@ class NMNLayer(nn.Module):
 
         :return: ``y_t (B, output_dim)`` and the new state.
         """
+        if u_t.dim() != 2 or u_t.shape[-1] != self.in_features:
+            raise ValueError(f"u_t must have shape (B, {self.in_features}), got {tuple(u_t.shape)}")
         state = _memory(self.initial_state(u_t.shape[0], u_t.device) if state is None else state)
         if episode_start is not None:
             state = state * (1.0 - episode_start.to(state.dtype)).view(-1, 1, 1)

@@ -155,5 +155,9 @@ def test_bad_shapes():
     layer = NMNLayer(3, 4)
     with pytest.raises(ValueError, match="u must have shape"):
         layer(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="u must have shape"):
+        layer(torch.zeros(0, 2, 3))
+    with pytest.raises(ValueError, match="u_t must have shape"):
+        layer.step(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="episode_starts must have shape"):
         layer(torch.zeros(5, 2, 3), None, torch.zeros(5, 3))
