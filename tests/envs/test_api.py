@@ -99,3 +99,20 @@ def test_vec_trains_with_sb3_and_logs_success():
     model.learn(512)
     assert len(model.ep_info_buffer) > 0 and len(model.ep_success_buffer) > 0
     assert venv.env_is_wrapped(Monitor) == [True] * 8
+
+
+def test_envs_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium as gym, memagent\n"
+            "env = gym.make('memagent/KeyDoor-v0', obs_mode='pixels'); env.reset(seed=0); env.step(1)\n"
+            "from memagent.envs import make_engine; make_engine('memagent/Screens-v0', 4).observe()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_make_vec_time_limit_follows_the_arguments():
+    assert make_vec("memagent/TMaze-v0", 2).max_episode_steps == 30
+    assert make_vec("memagent/TMaze-v0", 2, length=50).max_episode_steps == 110
+    assert make_vec("memagent/TMaze-v0", 2, max_episode_steps=7).max_episode_steps == 7
