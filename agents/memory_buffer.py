@@ -1,0 +1,129 @@
+"""The rollout buffer of :class:`memagent.agents.memory_ppo.MemoryPPO`.
+
+Everything is kept time-major, ``(n_steps, n_envs, ...)``, as torch tensors on the
+algorithm's device, and the memory state is stored once per rollout per env (the state at
+the rollout's start), not per step. Minibatches are subsets of envs with their full
+sequence, so training recomputes the memory over the sequence from that stored state in one
+forward (truncated back-propagation through the whole rollout). Returns and advantages are
+GAE(lambda) (Schulman et al. 2016, eq. 16), as in SB3's ``RolloutBuffer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch as th
+
+from memagent.memory.recurrent import State
+
+
+class MemoryRolloutSamples(NamedTuple):
+    """One minibatch: ``b`` envs, the whole rollout of ``T`` steps each."""
+
+    observations: th.Tensor  # (T, b, *obs_shape)
+    actions: th.Tensor  # (T*b, *action_shape), time-major
+    old_values: th.Tensor  # (T*b,)
+    old_log_prob: th.Tensor  # (T*b,)
+    advantages: th.Tensor  # (T*b,)
+    returns: th.Tensor  # (T*b,)
+    episode_starts: th.Tensor  # (T, b)
+    memory_state: State  # the memory of these envs before step 0
+
+
+class MemoryRolloutBuffer:
+    """Time-major rollout storage with one memory state per env per rollout.
+
+    :param n_steps: steps per env per rollout (``T``).
+    :param n_envs: parallel envs (``B``).
+    :param device: where the tensors live.
+    :param gamma: discount factor.
+    :param gae_lambda: the GAE ``lambda`` (bias/variance trade-off).
+    """
+
+    def __init__(self, n_steps: int, n_envs: int, device: th.device, gamma: float = 0.99,
+                 gae_lambda: float = 0.95):
+        self.n_steps, self.n_envs, self.device = n_steps, n_envs, device
+        self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.observations: th.Tensor | None = None
+        self.actions: th.Tensor | None = None
+        self.rewards = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.values = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.episode_starts = th.zeros(n_steps, n_envs, device=device)
+        self.values_t = th.zeros(n_steps, n_envs, device=device)
+        self.log_probs = th.zeros(n_steps, n_envs, device=device)
+        self.returns = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.advantages = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.memory_state: State = ()
+        self.pos = 0
+
+    def reset(self, memory_state: State) -> None:
+        """Start a rollout from ``memory_state`` (stored detached: its gradient ends here)."""
+        self.memory_state = tuple(s.detach() for s in memory_state)
+        self.pos = 0
+
+    def add(self, obs: th.Tensor, actions: th.Tensor, rewards: np.ndarray,
+            episode_starts: th.Tensor, values: th.Tensor, log_probs: th.Tensor) -> None:
+        """Store one step of every env (``obs (B, ...)``, ``values (B, 1)``, ...)."""
+        if self.observations is None or self.observations.dtype != obs.dtype:
+            self.observations = th.zeros(self.n_steps, *obs.shape, dtype=obs.dtype, device=self.device)
+            self.actions = th.zeros(self.n_steps, *actions.shape, dtype=actions.dtype, device=self.device)
+        t = self.pos
+        self.observations[t] = obs
+        self.actions[t] = actions
+        self.rewards[t] = rewards
+        self.episode_starts[t] = episode_starts
+        self.values_t[t] = values.flatten()
+        self.log_probs[t] = log_probs
+        self.pos += 1
+
+    @property
+    def full(self) -> bool:
+        return self.pos == self.n_steps
+
+    def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
+        """GAE(lambda) advantages and lambda-returns, bootstrapped from ``last_values (B, 1)``."""
+        self.values = self.values_t.cpu().numpy()
+        starts = self.episode_starts.cpu().numpy()
+        next_values = last_values.flatten().cpu().numpy()
+        next_non_terminal = 1.0 - dones.astype(np.float32)
+        last_gae = np.zeros(self.n_envs, dtype=np.float32)
+        for t in reversed(range(self.n_steps)):
+            if t < self.n_steps - 1:
+                next_non_terminal, next_values = 1.0 - starts[t + 1], self.values[t + 1]
+            delta = self.rewards[t] + self.gamma * next_values * next_non_terminal - self.values[t]
+            last_gae = delta + self.gamma * self.gae_lambda * next_non_terminal * last_gae
+            self.advantages[t] = last_gae
+        self.returns = self.advantages + self.values
+
+    def get(self, envs_per_batch: int,
+            select_state: Callable[[State, th.Tensor], State]) -> Iterator[MemoryRolloutSamples]:
+        """Minibatches of ``envs_per_batch`` envs in a random order, each its full sequence.
+
+        :param select_state: picks the envs ``index`` out of a memory state (the policy's
+            ``select_state``; the batch dimension differs between cores).
+        """
+        assert self.full, "the rollout is not complete"
+        T = self.n_steps
+        tensors = {name: th.as_tensor(getattr(self, name), device=self.device)
+                   for name in ("advantages", "returns")}
+        for start in range(0, self.n_envs, envs_per_batch):
+            if start == 0:
+                order = th.randperm(self.n_envs, device=self.device)
+            idx = order[start:start + envs_per_batch]
+            b = len(idx)
+
+            def flat(x: th.Tensor) -> th.Tensor:
+                return x[:, idx].reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
+
+            yield MemoryRolloutSamples(
+                observations=self.observations[:, idx],
+                actions=flat(self.actions),
+                old_values=flat(self.values_t),
+                old_log_prob=flat(self.log_probs),
+                advantages=flat(tensors["advantages"]),
+                returns=flat(tensors["returns"]),
+                episode_starts=self.episode_starts[:, idx],
+                memory_state=select_state(self.memory_state, idx),
+            )

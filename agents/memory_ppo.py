@@ -1,0 +1,248 @@
+"""MemoryPPO: PPO (Schulman et al. 2017, clipped objective eq. 7) with a memory core.
+
+Used like SB3's ``PPO``::
+
+    from memagent.agents.memory_ppo import MemoryPPO
+    model = MemoryPPO("MlpPolicy", env, policy_kwargs=dict(memory="hopfield"), seed=0)
+    model.learn(50_000)
+
+Rollouts step the memory one step at a time for every env and store the memory state once
+per rollout per env (at the rollout's start). Training is truncated back-propagation over
+the whole rollout: each minibatch is a subset of envs with their full ``n_steps`` sequence,
+recomputed from the stored state in one forward of the core (no Python loop over time).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F
+
+from memagent.agents.memory_buffer import MemoryRolloutBuffer
+from memagent.policies import MemoryActorCriticCnnPolicy, MemoryActorCriticPolicy
+
+SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
+
+
+class MemoryPPO(OnPolicyAlgorithm):
+    """Proximal Policy Optimization with a memory core, trained on whole rollout sequences.
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"`` or a :class:`MemoryActorCriticPolicy` class.
+    :param env: the environment (a gymnasium env, a VecEnv or a registered id).
+    :param learning_rate: learning rate, or a schedule of the remaining progress.
+    :param n_steps: steps per env per rollout; also the truncated-BPTT length.
+    :param batch_size: samples per minibatch; a multiple of ``n_steps``, since a minibatch is
+        ``batch_size // n_steps`` envs with their whole sequence.
+    :param n_epochs: passes over each rollout.
+    :param gamma: discount factor.
+    :param gae_lambda: GAE ``lambda``.
+    :param clip_range: PPO clipping ``epsilon`` (or a schedule).
+    :param clip_range_vf: clipping of the value update, ``None`` for none.
+    :param normalize_advantage: normalise advantages per minibatch.
+    :param ent_coef: entropy coefficient.
+    :param vf_coef: value-loss coefficient.
+    :param max_grad_norm: gradient-norm clip.
+    :param target_kl: stop an update early when the approximate KL passes ``1.5 * target_kl``.
+    :param stats_window_size: episodes the rollout logs average over.
+    :param tensorboard_log: TensorBoard folder, ``None`` for none.
+    :param policy_kwargs: policy arguments, e.g. ``dict(memory="gru", memory_kwargs={...})``.
+    :param verbose: 0 silent, 1 training logs.
+    :param seed: seeds python, numpy, torch, the env and the action space.
+    :param device: ``"auto"``, ``"cpu"`` or ``"cuda[:i]"``.
+    :param _init_setup_model: build the networks now (SB3 ``load`` passes False).
+    """
+
+    policy_aliases: ClassVar[dict[str, type]] = {
+        "MlpPolicy": MemoryActorCriticPolicy,
+        "CnnPolicy": MemoryActorCriticCnnPolicy,
+    }
+    policy: MemoryActorCriticPolicy
+
+    def __init__(self, policy: str | type[MemoryActorCriticPolicy], env: GymEnv | str,
+                 learning_rate: float | Schedule = 3e-4, n_steps: int = 128, batch_size: int = 512,
+                 n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
+                 clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
+                 normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,
+                 max_grad_norm: float = 0.5, target_kl: float | None = None,
+                 stats_window_size: int = 100, tensorboard_log: str | None = None,
+                 policy_kwargs: dict[str, Any] | None = None, verbose: int = 0,
+                 seed: int | None = None, device: th.device | str = "auto",
+                 _init_setup_model: bool = True):
+        super().__init__(
+            policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
+            gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
+            use_sde=False, sde_sample_freq=-1, stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log, policy_kwargs=policy_kwargs, verbose=verbose,
+            seed=seed, device=device, _init_setup_model=False,
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete,
+                                     spaces.MultiBinary),
+        )
+        if n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        if batch_size < n_steps or batch_size % n_steps:
+            raise ValueError(f"batch_size must be a multiple of n_steps={n_steps} (a minibatch is "
+                             f"whole env sequences), got {batch_size}; try batch_size={2 * n_steps}")
+        self.batch_size, self.n_epochs = batch_size, n_epochs
+        self.clip_range, self.clip_range_vf = clip_range, clip_range_vf
+        self.normalize_advantage, self.target_kl = normalize_advantage, target_kl
+        self._last_memory_state = None
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space,
+                                        self.lr_schedule, **self.policy_kwargs).to(self.device)
+        self._maybe_recommend_cpu("MemoryActorCriticPolicy")
+        self.rollout_buffer = MemoryRolloutBuffer(self.n_steps, self.n_envs, self.device,
+                                                  gamma=self.gamma, gae_lambda=self.gae_lambda)
+        self.clip_range = FloatSchedule(self.clip_range)
+        if self.clip_range_vf is not None:
+            self.clip_range_vf = FloatSchedule(self.clip_range_vf)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_last_memory_state"]
+
+    def _setup_learn(self, total_timesteps, callback=None, reset_num_timesteps=True,
+                     tb_log_name="run", progress_bar=False):
+        if reset_num_timesteps or self._last_obs is None:
+            self._last_memory_state = None  # the env is reset: start every env's memory fresh
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps,
+                                    tb_log_name, progress_bar)
+
+    def collect_rollouts(self, env: VecEnv, callback: BaseCallback,
+                         rollout_buffer: RolloutBuffer | MemoryRolloutBuffer,
+                         n_rollout_steps: int) -> bool:
+        """Step every env ``n_rollout_steps`` times, the memory one step at a time (T=1)."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        self.policy.set_training_mode(False)
+        dev = self.device
+        if self._last_memory_state is None:
+            self._last_memory_state = self.policy.initial_state(env.num_envs)
+        state = self._last_memory_state
+        rollout_buffer.reset(state)
+        callback.on_rollout_start()
+        starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=dev)
+        box = isinstance(self.action_space, spaces.Box)
+        n_steps = 0
+        while n_steps < n_rollout_steps:
+            obs_tensor = obs_as_tensor(self._last_obs, dev)
+            with th.no_grad():
+                actions, values, log_probs, state = self.policy(obs_tensor, state, starts)
+            clipped_actions = actions.cpu().numpy()
+            if box:
+                clipped_actions = (self.policy.unscale_action(clipped_actions) if self.policy.squash_output
+                                   else np.clip(clipped_actions, self.action_space.low,
+                                                self.action_space.high))
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+            # A time-limit truncation bootstraps with the value of the terminal observation,
+            # read by the memory as the episode's next step (SB3 issue #633).
+            for idx in np.flatnonzero(dones):
+                if (infos[idx].get("terminal_observation") is not None
+                        and infos[idx].get("TimeLimit.truncated", False)):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with th.no_grad():
+                        sub = self.policy.select_state(state, th.tensor([idx], device=dev))
+                        value = self.policy.predict_values(terminal_obs, sub, th.zeros(1, device=dev))
+                    rewards[idx] += self.gamma * float(value[0, 0])
+            rollout_buffer.add(obs_tensor, actions, rewards, starts, values, log_probs)
+            self._last_obs = new_obs
+            self._last_episode_starts = dones
+            starts = th.as_tensor(dones, dtype=th.float32, device=dev)
+        self._last_memory_state = state
+        with th.no_grad():
+            values = self.policy.predict_values(obs_as_tensor(new_obs, dev), state, starts)
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True
+
+    def train(self) -> None:
+        """PPO epochs over minibatches of envs, each recomputed over its whole sequence."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        clip_range = self.clip_range(self._current_progress_remaining)
+        clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)
+                         if self.clip_range_vf is not None else None)
+        envs_per_batch = max(1, min(self.n_envs, self.batch_size // self.n_steps))
+        logs: dict[str, list[th.Tensor]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl")}
+        continue_training = True
+        for epoch in range(self.n_epochs):
+            approx_kl_divs = []
+            for batch in self.rollout_buffer.get(envs_per_batch, self.policy.select_state):
+                actions = batch.actions
+                if isinstance(self.action_space, spaces.Discrete):
+                    actions = actions.long().flatten()
+                values, log_prob, entropy = self.policy.evaluate_sequence(
+                    batch.observations, actions, batch.memory_state, batch.episode_starts)
+                values = values.flatten()
+                advantages = batch.advantages
+                if self.normalize_advantage and len(advantages) > 1:
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                ratio = th.exp(log_prob - batch.old_log_prob)
+                policy_loss = -th.min(advantages * ratio,
+                                      advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+                values_pred = values if clip_range_vf is None else batch.old_values + th.clamp(
+                    values - batch.old_values, -clip_range_vf, clip_range_vf)
+                value_loss = F.mse_loss(batch.returns, values_pred)
+                entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                with th.no_grad():
+                    log_ratio = log_prob - batch.old_log_prob
+                    approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio)
+                    for key, v in (("pg", policy_loss), ("value", value_loss), ("entropy", entropy_loss),
+                                   ("clip", th.mean((th.abs(ratio - 1) > clip_range).float())),
+                                   ("kl", approx_kl)):
+                        logs[key].append(v.detach())
+                approx_kl_divs.append(approx_kl)
+                if self.target_kl is not None and float(approx_kl) > 1.5 * self.target_kl:
+                    continue_training = False
+                    if self.verbose >= 1:
+                        print(f"Early stopping at step {epoch} due to reaching max kl: {float(approx_kl):.2f}")
+                    break
+                self.policy.optimizer.zero_grad()
+                loss.backward()
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                self.policy.optimizer.step()
+            self._n_updates += 1
+            if not continue_training:
+                break
+        buf = self.rollout_buffer
+        mean = {k: float(th.stack(v).mean()) if v else float("nan") for k, v in logs.items()}
+        self.logger.record("train/entropy_loss", mean["entropy"])
+        self.logger.record("train/policy_gradient_loss", mean["pg"])
+        self.logger.record("train/value_loss", mean["value"])
+        self.logger.record("train/approx_kl", mean["kl"])
+        self.logger.record("train/clip_fraction", mean["clip"])
+        self.logger.record("train/loss", float(loss.detach()))
+        self.logger.record("train/explained_variance",
+                           explained_variance(buf.values.flatten(), buf.returns.flatten()))
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def learn(self: SelfMemoryPPO, total_timesteps: int, callback: MaybeCallback = None,
+              log_interval: int = 1, tb_log_name: str = "MemoryPPO",
+              reset_num_timesteps: bool = True, progress_bar: bool = False) -> SelfMemoryPPO:
+        return super().learn(total_timesteps=total_timesteps, callback=callback,
+                             log_interval=log_interval, tb_log_name=tb_log_name,
+                             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)

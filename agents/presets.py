@@ -1,0 +1,277 @@
+"""The agents ``memagent train`` knows, and the preset hyperparameters for each env: one place.
+
+An agent is a name, a one-line description, and how to build its SB3-style model and its
+env. A preset fills every field of :class:`memagent.runs.TrainConfig` the user left out:
+:data:`DEFAULTS` per agent, then :data:`PRESETS` per (env, agent) on top. Values a user gives
+(a ``--config`` file, then flags) always win.
+
+===============  =============================================================================
+agent            what it is
+===============  =============================================================================
+``memory-ppo``   :class:`memagent.agents.memory_ppo.MemoryPPO`: PPO whose policy carries a memory
+                 core (``--memory lstm|gru|nmn|hopfield``), trained on whole sequences
+``ppo``          stable-baselines3 PPO with an MLP (or CNN for pixels): no memory, the baseline
+``dqn``          stable-baselines3 DQN on an observation history read by a Hopfield extractor
+                 (:func:`memagent.history.with_memory`): the memory path for any SB3 algorithm
+``man``          the Memory Association Network agent (:mod:`memagent.agents.man`)
+===============  =============================================================================
+
+The default run, ``memagent train`` (``memagent/TMaze-v0``, ``memory-ppo``, ``hopfield``), is
+sized to finish in a few minutes on a laptop CPU and reach a high success rate (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+MEMORY_CORES = ("lstm", "gru", "nmn", "hopfield")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of the registry."""
+
+    name: str
+    """the ``--agent`` name."""
+    description: str
+    """one line for ``memagent train --help`` and error messages."""
+    target: str
+    """``module:Class`` of the model; imported only when the agent is used."""
+    recurrent: bool = False
+    """whether ``predict`` carries a state that must be passed back with ``episode_start``."""
+
+    def available(self) -> bool:
+        module = self.target.split(":")[0]
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    def model_class(self):
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+AGENTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in (
+        AgentSpec("memory-ppo", "PPO with a memory core in the policy (--memory lstm|gru|nmn|hopfield)",
+                  "memagent.agents.memory_ppo:MemoryPPO", recurrent=True),
+        AgentSpec("ppo", "stable-baselines3 PPO, no memory (the baseline)", "stable_baselines3:PPO"),
+        AgentSpec("dqn", "stable-baselines3 DQN with an observation history + Hopfield extractor",
+                  "stable_baselines3:DQN"),
+        AgentSpec("man", "Memory Association Network agent", "memagent.agents.man:ManAgent",
+                  recurrent=True),
+    )
+}
+
+#: Per-agent defaults, used for any env without its own preset.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "memory-ppo": dict(memory="hopfield", total_timesteps=100_000, n_envs=8,
+                       agent_kwargs=dict(n_steps=128, batch_size=256, n_epochs=4,
+                                         learning_rate=1e-3, ent_coef=0.01, gamma=0.99)),
+    "ppo": dict(total_timesteps=100_000, n_envs=8,
+                agent_kwargs=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=3e-4)),
+    "dqn": dict(total_timesteps=100_000, n_envs=4, memory_kwargs=dict(window=16),
+                agent_kwargs=dict(learning_starts=1_000, buffer_size=50_000,
+                                  exploration_fraction=0.3, target_update_interval=1_000)),
+    "man": dict(total_timesteps=50_000, n_envs=1),
+}
+
+#: Per-(env, agent) presets over :data:`DEFAULTS`. ``agent_kwargs`` / ``memory_kwargs`` merge.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "memagent/TMaze-v0": {
+        "memory-ppo": dict(total_timesteps=60_000, n_envs=8),
+        "ppo": dict(total_timesteps=60_000),
+        "dqn": dict(total_timesteps=60_000, memory_kwargs=dict(window=16)),
+    },
+    "CartPole-v1": {
+        "ppo": dict(total_timesteps=50_000, n_envs=8),
+    },
+}
+
+_DICT_FIELDS = ("agent_kwargs", "memory_kwargs", "env_kwargs")
+
+
+def check_agent(name: str) -> AgentSpec:
+    """The registry entry for ``name``, or an error listing the known agents."""
+    if name not in AGENTS:
+        known = ", ".join(AGENTS)
+        raise ValueError(f"unknown agent {name!r}; known agents: {known}")
+    spec = AGENTS[name]
+    if not spec.available():
+        raise ValueError(
+            f"agent {name!r} is not available yet in this build ({spec.target.split(':')[0]} "
+            f"is missing); available agents: {', '.join(a for a, s in AGENTS.items() if s.available())}"
+        )
+    return spec
+
+
+def check_env(env_id: str) -> str:
+    """``env_id`` if gymnasium knows it (``import memagent`` registers ours), else an error."""
+    import gymnasium as gym
+
+    import memagent  # noqa: F401  (registers memagent/...)
+
+    if env_id not in gym.envs.registry:
+        ours = sorted(k for k in gym.envs.registry if k.startswith("memagent/"))
+        raise ValueError(
+            f"unknown env {env_id!r}; known memagent envs: {', '.join(ours) or '(none registered)'}"
+            " (or any gymnasium id, e.g. CartPole-v1)"
+        )
+    return env_id
+
+
+def resolve(config, given: set[str]):
+    """Fill the fields of ``config`` not in ``given`` from the agent's defaults and env preset.
+
+    :param config: a :class:`memagent.runs.TrainConfig`.
+    :param given: names of the fields the user set (config file or flags).
+    :return: a new config with every ``None`` replaced.
+    """
+    preset: dict[str, Any] = {}
+    for layer in (DEFAULTS.get(config.agent, {}), PRESETS.get(config.env_id, {}).get(config.agent, {})):
+        for key, value in layer.items():
+            preset[key] = {**preset.get(key, {}), **value} if key in _DICT_FIELDS else value
+    updates = {}
+    for key, value in preset.items():
+        if key in _DICT_FIELDS:
+            updates[key] = {**value, **getattr(config, key)}
+        elif key not in given or getattr(config, key) is None:
+            updates[key] = value
+    config = replace(config, **updates)
+    if config.agent == "memory-ppo":
+        if config.memory not in MEMORY_CORES:
+            raise ValueError(f"unknown memory core {config.memory!r}; known cores: {', '.join(MEMORY_CORES)}")
+    elif config.memory is not None and "memory" in given:
+        raise ValueError(f"--memory only applies to the memory-ppo agent, not {config.agent!r}")
+    if config.total_timesteps is None or config.total_timesteps < 1:
+        raise ValueError(f"total_timesteps (--steps) must be >= 1, got {config.total_timesteps}")
+    if config.n_envs is None or config.n_envs < 1:
+        raise ValueError(f"n_envs (--n-envs) must be >= 1, got {config.n_envs}")
+    return config
+
+
+# --------------------------------------------------------------------------- building
+
+
+def make_venv(config, n_envs: int | None = None, seed: int | None = None, render: bool = False):
+    """The vectorised env of a run, before any agent-specific wrapper.
+
+    ``memagent/...`` ids use the batched engine (:func:`memagent.envs.make_vec`); other ids use
+    SB3's ``make_vec_env`` (with ``Monitor``). ``render=True`` gives one env with
+    ``render_mode="rgb_array"`` whose ``info["frame"]`` holds the screen after every step,
+    the last of an episode included.
+    """
+    n = n_envs or config.n_envs
+    seed = config.seed if seed is None else seed
+    kwargs = dict(config.env_kwargs)
+    if render:
+        import gymnasium as gym
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        def make():
+            return FrameInfo(gym.make(config.env_id, render_mode="rgb_array", **kwargs))
+
+        venv = DummyVecEnv([make])
+        venv.seed(seed)
+        return venv
+    if config.env_id.startswith("memagent/"):
+        from memagent.envs import make_vec
+
+        return make_vec(config.env_id, n, seed=seed, **kwargs)
+    from stable_baselines3.common.env_util import make_vec_env
+
+    return make_vec_env(config.env_id, n_envs=n, seed=seed, env_kwargs=kwargs)
+
+
+def wrap_venv(config, venv, norm_path=None, training: bool = True):
+    """Agent wrappers (dqn's observation history) then VecNormalize; returns (venv, policy_kwargs)."""
+    policy_kwargs: dict[str, Any] = {}
+    if config.agent == "dqn":
+        from memagent.history import with_memory
+
+        venv, policy_kwargs = with_memory(venv, **config.memory_kwargs)
+    if norm_path is not None:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = VecNormalize.load(str(norm_path), venv)
+        venv.training = training
+        venv.norm_reward = venv.norm_reward and training
+    elif config.normalize:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = VecNormalize(venv)
+    return venv, policy_kwargs
+
+
+def _policy_for(venv) -> str:
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    return "CnnPolicy" if is_image_space(venv.observation_space) else "MlpPolicy"
+
+
+def _build_sb3(config, venv, policy_kwargs, **common):
+    cls = AGENTS[config.agent].model_class()
+    kwargs = dict(config.agent_kwargs)
+    if policy_kwargs:
+        kwargs["policy_kwargs"] = {**policy_kwargs, **kwargs.get("policy_kwargs", {})}
+    elif config.agent == "ppo" and config.memory_kwargs:
+        raise ValueError("memory_kwargs only apply to memory-ppo, dqn and man, not ppo")
+    return cls(_policy_for(venv), venv, **kwargs, **common)
+
+
+def _build_memory_ppo(config, venv, policy_kwargs, **common):
+    cls = AGENTS["memory-ppo"].model_class()
+    kwargs = dict(config.agent_kwargs)
+    pk = {"memory": config.memory, "memory_kwargs": dict(config.memory_kwargs),
+          **kwargs.pop("policy_kwargs", {})}
+    return cls(_policy_for(venv), venv, policy_kwargs=pk, **kwargs, **common)
+
+
+def _build_man(config, venv, policy_kwargs, **common):
+    cls = AGENTS["man"].model_class()
+    return cls(venv, **config.agent_kwargs, **config.memory_kwargs, **common)
+
+
+BUILDERS: dict[str, Callable[..., Any]] = {
+    "memory-ppo": _build_memory_ppo, "ppo": _build_sb3, "dqn": _build_sb3, "man": _build_man,
+}
+
+
+def build_model(config, venv, policy_kwargs, device, tensorboard_log=None):
+    """A fresh model for ``config`` on ``venv`` (already wrapped by :func:`wrap_venv`)."""
+    return BUILDERS[config.agent](config, venv, policy_kwargs, seed=config.seed, device=device,
+                                  tensorboard_log=tensorboard_log, verbose=0)
+
+
+def load_model(config, path, venv, device="cpu"):
+    """Load a saved model of ``config.agent`` onto ``venv`` (SB3's ``Class.load``)."""
+    return AGENTS[config.agent].model_class().load(str(path), env=venv, device=device)
+
+
+def _frame_info_class():
+    import gymnasium as gym
+
+    class FrameInfo(gym.Wrapper):
+        """Put the screen after every step into ``info["frame"]`` (before any autoreset)."""
+
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            info["frame"] = self.env.render()
+            return obs, info
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            info["frame"] = self.env.render()
+            return obs, reward, terminated, truncated, info
+
+    return FrameInfo
+
+
+def FrameInfo(env):  # noqa: N802  (a class made lazily so gymnasium is imported on use)
+    return _frame_info_class()(env)

@@ -1,0 +1,160 @@
+"""``memagent imagine``: the MAN agent's imagined screen of every state, as a figure (MAN §4.2).
+
+Trains (or loads with ``--run``) a :class:`~memagent.agents.man.ManAgent`: tabular Q-learning
+first, then acting with it and filing every screen under its ``state_id``, then the long-term
+memory from class-balanced batches. Writes a PNG with the imagined screens laid out position
+(horizontal) x direction (vertical) beside real screens of the same states, unvisited states
+greyed out with a red cross, and prints the coverage and a judge's verdict: a classifier of
+state ids trained on real screens of a separate random-policy run recognises the imagined
+screen of each visited state as its own (or not).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+DEFAULTS = {"q_steps": 20_000, "collect_steps": 4_000, "steps": 3_000, "judge_steps": 6_000}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("imagine", help="imagine the screen of every state (MAN agent) and draw it",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="memagent/Screens-v0",
+                   help="env id with info['state_id'] and unwrapped n_positions/n_directions")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the figure")
+    p.add_argument("--run", metavar="DIR", help="load a run saved with --save-run instead of training")
+    p.add_argument("--save-run", metavar="DIR", help="save the trained agent and memories here")
+    p.add_argument("--memory", choices=["typeA", "typeB"], default="typeA",
+                   help="long-term memory: typeA (CVAE) or typeB (lambda-hot VAE)")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
+                   help="Adam steps of the long-term memory")
+    p.add_argument("--q-steps", type=int, default=DEFAULTS["q_steps"],
+                   help="env steps of Q-learning (the behaviour policy)")
+    p.add_argument("--collect-steps", type=int, default=DEFAULTS["collect_steps"],
+                   help="env steps of acting and filing screens")
+    p.add_argument("--epsilon", type=float, default=0.05, help="exploration while collecting")
+    p.add_argument("--capacity", type=int, default=100, help="screens kept per state")
+    p.add_argument("--judge-steps", type=int, default=DEFAULTS["judge_steps"],
+                   help="random-policy steps of real screens for the judge (0: no judge)")
+    p.add_argument("--channels", default="16,32,32,64",
+                   help="conv channels of the long-term memory, comma-separated")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
+    p.set_defaults(func=run)
+
+
+def _make_env(env_id: str, seed: int):
+    import gymnasium as gym
+
+    import memagent  # noqa: F401  (registers the ids)
+
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as err:
+        raise ValueError(f"--env: {err}") from err
+    base = env.unwrapped
+    missing = [a for a in ("n_positions", "n_directions", "n_states") if not hasattr(base, a)]
+    if missing:
+        raise ValueError(f"--env {env_id} has no {', '.join(missing)}: `imagine` needs a "
+                         "state-keyed gridworld such as memagent/Screens-v0")
+    env.reset(seed=seed)
+    return env
+
+
+def train_agent(env, args):
+    """The default budget: Q-learning, acting and filing, long-term memory."""
+    from memagent.agents.man import ManAgent
+
+    for name in ("steps", "q_steps", "collect_steps", "capacity"):
+        if getattr(args, name) < (1 if name == "capacity" else 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    channels = tuple(int(c) for c in str(args.channels).split(","))
+    agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
+                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels}})
+    agent.policy.learn(args.q_steps)
+    agent.collect(args.collect_steps, epsilon=args.epsilon)
+    agent.train_memory(args.steps)
+    return agent
+
+
+def real_screens(env, agent):
+    """A real screen per state: the newest filed one; canonical for unvisited (if the env has it)."""
+    real = agent.real_screens()
+    canonical = getattr(env.unwrapped, "canonical_screen", None)
+    if canonical is not None:
+        for s in range(agent.n_states):
+            if agent.short_term.counts[s] == 0:
+                real[s] = canonical(s)
+    return real
+
+
+def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
+    """Share of visited states whose imagined screens a real-screen classifier recognises."""
+    import numpy as np
+
+    from memagent.judge import Judge
+
+    env = _make_env(env_id, seed + 1)
+    obs, info = env.reset(seed=seed + 1)
+    env.action_space.seed(seed + 1)
+    screens, ids = [], []
+    for _ in range(n_steps):
+        screens.append(obs)
+        ids.append(info["state_id"])
+        obs, _, term, trunc, info = env.step(env.action_space.sample())
+        if term or trunc:
+            obs, info = env.reset()
+    judge = Judge(pool=2, seed=seed).fit(np.stack(screens), np.array(ids))
+    visited = np.flatnonzero(agent.coverage()["visited"])
+    per_state = judge.per_class(imagined[visited], visited)
+    return float(per_state.mean()) if len(visited) else float("nan"), per_state, len(set(ids))
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch as th
+
+    from memagent.agents.man import ManAgent
+    from memagent.figures import save_png, show, state_figure
+    from memagent.memory.generative import UnseenClassWarning
+    from memagent.utils import set_seed
+
+    if not str(args.out).lower().endswith(".png"):
+        raise ValueError(f"--out must end in .png, got {args.out}")
+    set_seed(args.seed)
+    env = _make_env(args.env, args.seed)
+    base = env.unwrapped
+    if args.run:
+        agent = ManAgent.load(args.run, env, device=args.device)
+    else:
+        agent = train_agent(env, args)
+    if args.save_run:
+        agent.save(args.save_run)
+    n_imagined = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnseenClassWarning)  # unvisited states are reported below
+        th.manual_seed(args.seed)
+        imagined = agent.imagine(range(agent.n_states), n_imagined)  # (S, n, H, W, 3)
+    cov = agent.coverage()
+    figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions,
+                             cov["visited"], real_screens(env, agent))
+    save_png(figure, args.out)
+    unvisited = np.flatnonzero(~cov["visited"]).tolist()
+    print(f"{args.out}: {base.n_directions} directions (rows) x {base.n_positions} positions "
+          f"(columns), imagined | real")
+    print(f"coverage: {int(cov['visited'].sum())}/{agent.n_states} states visited; "
+          f"unvisited (red cross): {unvisited}")
+    if args.judge_steps > 0:
+        score, _, n_judge_states = judge_visited(args.env, agent, imagined, args.judge_steps,
+                                                 args.seed)
+        print(f"judge (classifier trained on {args.judge_steps} real screens of "
+              f"{n_judge_states} states): {score:.1%} of imagined screens of visited states "
+              f"recognised as their own state ({type(agent.long_term).__name__})")
+    if hasattr(agent.long_term, "recognize"):
+        real = agent.real_screens()[cov["visited"]]
+        acc = float((agent.long_term.recognize(real) == np.flatnonzero(cov["visited"])).mean())
+        print(f"Type B recognize: {acc:.1%} of real screens of visited states")
+    if args.show:
+        show(figure)
+    return 0

@@ -1,0 +1,158 @@
+"""The episodic memory cores: Hopfield retrieval over the episode, and the NMN layer.
+
+:class:`HopfieldCore` is an episodic associative memory read with the Universal Hopfield
+Network recipe (Millidge et al. 2022, eq. 1): ``z = V^T sep(beta * sim(K, q))``, with dot
+similarity and softmax separation (the modern continuous Hopfield update, Ramsauer et al.
+2020). Every step writes its input; a read attends over the same episode's stored steps
+within a window of ``capacity`` steps. A whole training sequence is one masked attention
+(same episode, causal, within the window), not a loop.
+
+What is stored are the *raw input features* ``x_j`` (B, capacity, F) plus each step's
+position in its episode, never projected keys: the key and value projections are linear, so
+``q . (W_k x_j) = (W_k^T q) . x_j`` and ``sum_j a_j W_v x_j = W_v sum_j a_j x_j``. The core
+applies both projections at read time with the current weights, so a loss at step ``t``
+reaches the parameters through a step ``j`` stored in an earlier rollout (delays longer than
+one rollout are learnable), and a read over ``capacity`` steps costs ``O(capacity * F)``.
+Each stored step carries two position features, ``log(1 + p) / log(1 + capacity)`` and
+``1 / (1 + p)`` (``p`` = steps since the episode began), so a head can learn recency or
+primacy.
+
+:class:`NMNCore` wraps :class:`memagent.memory.nmn.NMNLayer` (Biggs & Nuttall, eq. 1, 2, 8,
+11): a memory bank per hidden neuron, decayed by ``gamma`` when the neuron fires.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from memagent.memory.recurrent import MemoryCore, State
+
+N_POS = 2  # position features per stored step
+
+
+class HopfieldCore(MemoryCore):
+    """Episodic Hopfield memory: write every step, read by retrieval over the episode.
+
+    State ``(x_mem, count)``: ``x_mem (B, capacity, F)`` the last ``capacity`` inputs
+    (newest last) and ``count (B,)`` the steps seen in the current episode.
+
+    :param input_dim: size of the input features ``F``.
+    :param output_dim: size of the output ``H``.
+    :param heads: independent retrievals per step (each its own query).
+    :param capacity: window of stored steps a read may reach (>= 1).
+    :param beta: inverse temperature of the softmax separation.
+    :param separation: the separation function of :func:`memagent.memory.hopfield.retrieve`
+        (``"softmax"``, ``"max"``, ...).
+    """
+
+    state_batch_dim = 0
+
+    def __init__(self, input_dim: int, output_dim: int = 64, heads: int = 4,
+                 capacity: int = 1024, beta: float = 1.0, separation: str = "softmax"):
+        super().__init__()
+        if capacity < 1 or heads < 1 or output_dim < 1:
+            raise ValueError(f"capacity, heads and output_dim must be >= 1, "
+                             f"got {capacity}, {heads}, {output_dim}")
+        if beta <= 0:
+            raise ValueError(f"beta must be > 0, got {beta}")
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.heads, self.capacity, self.beta, self.separation = heads, int(capacity), beta, separation
+        self.key_dim = self.input_dim + N_POS  # stored features plus position features
+        # W_k^T W_q folded into one map from the current input to a query over stored inputs.
+        self.query = nn.Linear(self.input_dim, heads * self.key_dim)
+        nn.init.normal_(self.query.weight, std=0.1 / math.sqrt(self.input_dim))
+        nn.init.zeros_(self.query.bias)
+        # W_v folded into the output map: [x_t, z_1..z_heads] -> y.
+        self.out = nn.Linear(self.input_dim + heads * self.key_dim, self.output_dim)
+        self._last: tuple[Tensor, Tensor] | None = None
+
+    def initial_state(self, batch_size: int, device=None) -> State:
+        return (torch.zeros(batch_size, self.capacity, self.input_dim, device=device),
+                torch.zeros(batch_size, device=device))
+
+    def _positions(self, p: Tensor) -> Tensor:
+        p = p.clamp(min=0).unsqueeze(-1)
+        return torch.cat([torch.log1p(p) / math.log1p(self.capacity), 1.0 / (1.0 + p)], -1)
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+        from memagent.memory.hopfield import retrieve
+
+        self._check_input(x, episode_starts)
+        T, B, F = x.shape
+        C, dev = self.capacity, x.device
+        x_mem, count = state  # (B, C, F), (B,)
+        # read only the stored steps some env can still reach (short episodes: a few)
+        n_old = int(min(C, max(int(count.max()) if B else 0, 0)))
+        starts = episode_starts.to(torch.bool)
+        t = torch.arange(T, device=dev)
+        # episode position of every new step: since its last start, else continuing `count`
+        last_start = torch.cummax(torch.where(starts, t[:, None], -1), 0).values  # (T, B)
+        p_new = torch.where(last_start >= 0, t[:, None] - last_start,
+                            count[None].long() + t[:, None])  # (T, B)
+        seg = torch.cumsum(starts.long(), 0)  # (T, B) episode index inside the sequence
+        p_old = count[:, None].long() - n_old + torch.arange(n_old, device=dev)  # (B, n_old), < 0: empty
+        mem = torch.cat([x_mem[:, C - n_old:], x.transpose(0, 1)], 1)  # (B, n_old + T, F)
+        mem_p = torch.cat([p_old, p_new.t()], 1)  # (B, N)
+        keys = torch.cat([mem, self._positions(mem_p.to(x.dtype))], -1)  # (B, N, F + N_POS)
+        # mask (B, T, N): same episode, not in the future, within the window
+        time_k = torch.cat([torch.arange(-n_old, 0, device=dev), t])  # (N,)
+        dist = t[:, None] - time_k[None]  # (T, N)
+        window = (dist >= 0) & (dist < C)
+        seg_k = torch.cat([seg.new_zeros(B, n_old), seg.t()], 1)  # (B, N)
+        mask = (window[None] & (seg.t()[:, :, None] == seg_k[:, None, :])
+                & (mem_p >= 0)[:, None, :])  # (B, T, N)
+        q = self.query(x).view(T, B, self.heads, self.key_dim).permute(1, 2, 0, 3)  # (B, h, T, D)
+        z, w = retrieve(q, keys.unsqueeze(1), separation=self.separation, beta=self.beta,
+                        mask=mask.unsqueeze(1), return_weights=True)  # (B, h, T, D), (B, h, T, N)
+        z = z.permute(2, 0, 1, 3).reshape(T, B, self.heads * self.key_dim)  # (B, h, T, D) -> (T, B, h*D)
+        y = torch.tanh(self.out(torch.cat([x, z], -1)))  # (T, B, H)
+        self._last = (w[:, :, -1].detach(), mem_p.detach())
+        x_mem = torch.cat([x_mem, x.transpose(0, 1)], 1)[:, -C:] if T < C else x.transpose(0, 1)[:, -C:]
+        return y, (x_mem, (p_new[-1] + 1).to(count.dtype))
+
+    def inspect(self) -> dict[str, np.ndarray]:
+        """``attention (B, heads, N)``: the weights of the last step's read over the stored
+        steps (oldest first); ``positions (B, N)``: their step in the episode (< 0: empty)."""
+        if self._last is None:
+            return {}
+        w, p = self._last
+        return {"attention": w.cpu().numpy(), "positions": p.cpu().numpy()}
+
+
+class NMNCore(MemoryCore):
+    """The neural memory network layer as a policy core (a memory bank per hidden neuron).
+
+    :param input_dim: size of the input features ``F``.
+    :param hidden_size: neurons (each with its memory bank); the output size is the layer's
+        ``output_dim``.
+    :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``, ...).
+    """
+
+    def __init__(self, input_dim: int, hidden_size: int = 64, **kwargs):
+        super().__init__()
+        from memagent.memory.nmn import NMNLayer
+
+        self.input_dim = int(input_dim)
+        self.layer = NMNLayer(self.input_dim, hidden_size, **kwargs)
+        self.output_dim = int(self.layer.output_dim)
+        one, two = self.layer.initial_state(1), self.layer.initial_state(2)
+        self.state_batch_dim = next(d for d, (a, b) in enumerate(zip(one[0].shape, two[0].shape))
+                                    if a != b)
+        self._last: Tensor | None = None
+
+    def initial_state(self, batch_size: int, device=None) -> State:
+        return tuple(self.layer.initial_state(batch_size, device))
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+        self._check_input(x, episode_starts)
+        y, state = self.layer(x, state, episode_starts)
+        self._last = state[0].detach()
+        return y, tuple(state)
+
+    def inspect(self) -> dict[str, np.ndarray]:
+        """``bank (..)``: the first state tensor (the memory banks) after the last forward."""
+        return {} if self._last is None else {"bank": self._last.cpu().numpy()}

@@ -1,0 +1,305 @@
+"""Long-term memory of Memory Association Networks (Kim et al., MAN §3.2-3.3, eq. 2-17).
+
+The long-term memory stores the *distribution* of each class and imagines samples of it on
+demand, trained from the class-balanced batches of the short-term memory
+(:class:`memagent.memory.replay.ClassQueueMemory`, eq. 17).
+
+Type A, :class:`CVAEMemory` (§3.2, eq. 2-9): a conditional VAE. The one-hot key ``y`` enters
+the encoder with the "root vector" ``x`` and the decoder with ``z``::
+
+    L = BCE(x, D(z, y)) + beta * KL(q(z | x, y) || N(0, I)) + alpha * BCE(x, D(0, y))
+
+the last term being the paper's extra one: reproduce the root vector from the object number
+alone (the decoder at the prior's mean). Imagining class ``c`` decodes ``z ~ N(0, I)`` with ``y_c``.
+
+Type B, :class:`LambdaHotVAEMemory` (§3.3, eq. 10-16): an unconditional VAE whose prior for
+class ``c`` is ``N(lam * e_c, I)``, ``e_c`` the one-hot vector zero-padded to ``latent_dim >
+n_classes`` (eq. 12). With unit deviations two class means ``lam`` apart meet at ``z = 3`` when
+``lam >= 6`` (eq. 11), so the latent space *recognises* too: ``recognize(x)`` is the class whose
+mean is nearest the encoder's mean. Imagining decodes ``z ~ N(lam * e_c, I)``.
+
+Imagining a class the memory never saw in ``fit`` warns (``UnseenClassWarning``) and returns
+the decoded sample of that class's prior, which carries no learnt content.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+import torch.nn.functional as F
+from torch import nn
+
+from memagent.memory.vae_nets import make_pair
+from memagent.utils import atomic_write, resolve_device
+
+
+class UnseenClassWarning(UserWarning):
+    """``imagine`` was asked for a class that ``fit`` never saw."""
+
+
+class GenerativeMemory(nn.Module):
+    """What both types share: the networks, ``fit``, ``imagine``, save/load.
+
+    :param n_classes: number of classes C (keys ``0 .. C-1``).
+    :param item_shape: shape of one item, e.g. ``(64, 64, 3)`` or ``(8, 8)``.
+    :param latent_dim: size of ``z``.
+    :param arch: ``"auto"`` (conv for screens, MLP otherwise), ``"mlp"`` or ``"conv"``.
+    :param net_kwargs: ``hidden=(...)`` for the MLP, ``channels=(...)`` for the conv networks.
+    :param beta: weight of the KL term.
+    :param learning_rate: Adam's step size.
+    :param pixel_max: items are divided by this to lie in [0, 1]; ``None``: 255 for uint8
+        storage, else 1 (decided at the first ``fit``).
+    :param device: ``"auto" | "cpu" | "cuda"``.
+    :param seed: seeds the weights and the sampling noise.
+    """
+
+    cond: bool = True
+
+    def __init__(self, n_classes: int, item_shape: tuple[int, ...], latent_dim: int = 16,
+                 arch: str = "auto", net_kwargs: dict | None = None, beta: float = 1.0,
+                 learning_rate: float = 1e-3, pixel_max: float | None = None,
+                 device: str = "auto", seed: int | None = None):
+        super().__init__()
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        self.config = {"n_classes": int(n_classes), "item_shape": tuple(int(s) for s in item_shape),
+                       "latent_dim": int(latent_dim), "arch": arch, "net_kwargs": net_kwargs or {},
+                       "beta": beta, "learning_rate": learning_rate, "pixel_max": pixel_max,
+                       "seed": seed}
+        self.n_classes, self.item_shape = int(n_classes), self.config["item_shape"]
+        self.latent_dim, self.beta, self.pixel_max = int(latent_dim), float(beta), pixel_max
+        if seed is not None:
+            th.manual_seed(int(seed))
+        self.encoder, self.decoder = make_pair(arch, self.item_shape,
+                                               self.n_classes if self.cond else 0,
+                                               self.latent_dim, **(net_kwargs or {}))
+        self.register_buffer("seen", th.zeros(self.n_classes, dtype=th.long))
+        n_params = sum(p.numel() for p in self.parameters())
+        self.device = resolve_device(device, n_params)
+        self.to(self.device)
+        self.optimizer = th.optim.Adam(self.parameters(), lr=learning_rate)
+        self.generator = th.Generator(device=self.device)
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _onehot(self, keys: th.Tensor) -> th.Tensor:
+        return F.one_hot(keys, self.n_classes).float()                    # (B,) -> (B, C)
+
+    def _keys(self, keys) -> th.Tensor:
+        keys = th.as_tensor(np.asarray(keys), device=self.device).long().reshape(-1)
+        if keys.numel() and (keys.min() < 0 or keys.max() >= self.n_classes):
+            raise ValueError(f"keys must lie in [0, n_classes={self.n_classes}), got "
+                             f"{keys[(keys < 0) | (keys >= self.n_classes)][0].item()}")
+        return keys
+
+    def _input(self, items) -> th.Tensor:
+        x = th.as_tensor(items, device=self.device)
+        if tuple(x.shape[1:]) != self.item_shape:
+            raise ValueError(f"items must have shape (B, *item_shape={self.item_shape}), "
+                             f"got {tuple(x.shape)}")
+        if self.pixel_max is None:
+            self.pixel_max = 255.0 if x.dtype == th.uint8 else 1.0
+            self.config["pixel_max"] = self.pixel_max
+        return x.float() / self.pixel_max
+
+    def _output(self, logits: th.Tensor) -> np.ndarray:
+        img = th.sigmoid(logits).cpu().numpy()
+        if self.pixel_max == 255.0:
+            return np.round(img * 255.0).astype(np.uint8)
+        return (img * (self.pixel_max or 1.0)).astype(np.float32)
+
+    @staticmethod
+    def _bce(logits: th.Tensor, x: th.Tensor) -> th.Tensor:
+        """Bernoulli negative log-likelihood summed over an item, averaged over the batch."""
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+
+    def _sample_z(self, mean: th.Tensor) -> th.Tensor:
+        return mean + th.randn(mean.shape, generator=self.generator, device=self.device)
+
+    # -- what each type defines ------------------------------------------------------------
+    def loss(self, x: th.Tensor, keys: th.Tensor) -> tuple[th.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def prior_mean(self, keys: th.Tensor) -> th.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: th.Tensor, keys: th.Tensor) -> th.Tensor:
+        raise NotImplementedError
+
+    # -- the API ---------------------------------------------------------------------------
+    def fit(self, memory, steps: int, batch_size: int = 64) -> list[dict[str, float]]:
+        """Train for ``steps`` Adam steps on batches ``memory.sample(batch_size)`` (a
+        :class:`ClassQueueMemory`, or anything whose ``sample`` returns ``items`` and ``keys``).
+
+        :return: the loss terms of every step.
+        """
+        if steps < 0 or batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+        self.train()
+        history = []
+        for _ in range(int(steps)):
+            batch = memory.sample(batch_size)
+            x, keys = self._input(batch.items), self._keys(batch.keys)
+            self.seen += th.bincount(keys, minlength=self.n_classes)
+            loss, parts = self.loss(x, keys)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            history.append(parts)
+        return history
+
+    @th.no_grad()
+    def imagine(self, keys, n: int = 1) -> np.ndarray:
+        """``n`` imagined items of each class in ``keys``: array (len(keys), n, *item_shape),
+        uint8 for uint8 items (screens), else float32 in the items' range.
+
+        A class never seen in ``fit`` warns (:class:`UnseenClassWarning`) and gives the
+        decoded sample of its prior.
+        """
+        keys = self._keys(keys)
+        unseen = sorted({int(k) for k in keys[self.seen[keys] == 0].tolist()})
+        if unseen:
+            warnings.warn(f"imagining classes the memory never saw: {unseen}; these are "
+                          "samples of the untrained prior, not memories", UnseenClassWarning,
+                          stacklevel=2)
+        self.eval()
+        rep = keys.repeat_interleave(n)                                      # (K*n,)
+        z = self._sample_z(self.prior_mean(rep))                             # (K*n, L)
+        out = self._output(self.decode(z, rep))                              # (K*n, *item)
+        return out.reshape(len(keys), n, *self.item_shape)
+
+    @th.no_grad()
+    def encode(self, items) -> th.Tensor:
+        """Encoder means (B, latent_dim) (Type A needs the keys: see its ``encode``)."""
+        self.eval()
+        return self.encoder(self._input(items))[0]
+
+    def save(self, path: str | Path) -> Path:
+        """Weights, optimiser and configuration in one file (``load`` needs nothing else)."""
+        state = {"class": type(self).__name__, "config": self.config,
+                 "model": self.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return atomic_write(path, lambda tmp: th.save(state, tmp))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> GenerativeMemory:
+        state = th.load(path, map_location="cpu", weights_only=False)
+        kinds = {c.__name__: c for c in (CVAEMemory, LambdaHotVAEMemory)}
+        kind = kinds[state["class"]]
+        if cls is not GenerativeMemory and kind is not cls:
+            raise ValueError(f"{path} holds a {state['class']}, not a {cls.__name__}: "
+                             f"load it with {state['class']}.load or GenerativeMemory.load")
+        mem = kind(**state["config"], device=device)
+        mem.load_state_dict(state["model"])
+        mem.optimizer.load_state_dict(state["optimizer"])
+        return mem
+
+
+def _kl_normal(mu: th.Tensor, logvar: th.Tensor, mean: th.Tensor | float = 0.0) -> th.Tensor:
+    """KL(N(mu, exp(logvar)) || N(mean, I)) summed over z, averaged over the batch."""
+    return 0.5 * (logvar.exp() + (mu - mean) ** 2 - 1.0 - logvar).sum(1).mean()
+
+
+class CVAEMemory(GenerativeMemory):
+    """Type A long-term memory: a conditional VAE with the root-vector term (MAN §3.2).
+
+    :param alpha: weight of the term reconstructing the root vector ``x`` from the class alone,
+        ``BCE(x, D(0, y))``; 0 gives a plain CVAE.
+    Other parameters: :class:`GenerativeMemory`.
+    """
+
+    cond = True
+
+    def __init__(self, n_classes: int, item_shape, latent_dim: int = 16, alpha: float = 1.0,
+                 **kwargs: Any):
+        super().__init__(n_classes, item_shape, latent_dim, **kwargs)
+        self.alpha = float(alpha)
+        self.config["alpha"] = self.alpha
+
+    def prior_mean(self, keys: th.Tensor) -> th.Tensor:
+        return th.zeros(len(keys), self.latent_dim, device=self.device)
+
+    def decode(self, z: th.Tensor, keys: th.Tensor) -> th.Tensor:
+        return self.decoder(z, self._onehot(keys))
+
+    def loss(self, x, keys):
+        y = self._onehot(keys)                                               # (B, C)
+        mu, logvar = self.encoder(x, y)                                      # (B, L) each
+        z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
+        recon = self._bce(self.decoder(z, y), x)
+        kl = _kl_normal(mu, logvar)
+        root = self._bce(self.decoder(th.zeros_like(z), y), x) if self.alpha else recon * 0
+        loss = recon + self.beta * kl + self.alpha * root
+        return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(),
+                      "root": root.item()}
+
+    @th.no_grad()
+    def encode(self, items, keys) -> th.Tensor:
+        """Encoder means (B, latent_dim) of items with their keys."""
+        self.eval()
+        return self.encoder(self._input(items), self._onehot(self._keys(keys)))[0]
+
+
+class LambdaHotVAEMemory(GenerativeMemory):
+    """Type B long-term memory: a VAE with one prior ``N(lam * e_c, I)`` per class (MAN §3.3).
+
+    :param lam: the lambda of the lambda-hot class means; >= 6 so that neighbouring classes'
+        distributions meet beyond z = 3 (eq. 11).
+    :param latent_dim: size of ``z``; must exceed ``n_classes`` (the lambda-hot vector is
+        zero-padded, eq. 12). Default ``n_classes + 16``.
+    Other parameters: :class:`GenerativeMemory`.
+    """
+
+    cond = False
+
+    def __init__(self, n_classes: int, item_shape, latent_dim: int | None = None,
+                 lam: float = 6.0, **kwargs: Any):
+        if lam < 6:
+            raise ValueError(f"lam must be >= 6 so that class distributions meet beyond "
+                             f"z = 3 (MAN eq. 11), got {lam}")
+        latent_dim = n_classes + 16 if latent_dim is None else latent_dim
+        if latent_dim <= n_classes:
+            raise ValueError(f"latent_dim must be > n_classes={n_classes} (the lambda-hot "
+                             f"vector is zero-padded), got {latent_dim}")
+        super().__init__(n_classes, item_shape, latent_dim, **kwargs)
+        self.lam = float(lam)
+        self.config["lam"] = self.lam
+
+    @property
+    def class_means(self) -> th.Tensor:
+        """(C, latent_dim): ``lam * e_c`` zero-padded."""
+        return self.lam * th.eye(self.n_classes, self.latent_dim, device=self.device)
+
+    def prior_mean(self, keys: th.Tensor) -> th.Tensor:
+        return self.class_means[keys]                                        # (B, L)
+
+    def decode(self, z: th.Tensor, keys: th.Tensor) -> th.Tensor:
+        return self.decoder(z)
+
+    def loss(self, x, keys):
+        mu, logvar = self.encoder(x)                                         # (B, L) each
+        z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
+        recon = self._bce(self.decoder(z), x)
+        kl = _kl_normal(mu, logvar, self.prior_mean(keys))
+        loss = recon + self.beta * kl
+        return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+
+    @th.no_grad()
+    def recognize(self, items) -> np.ndarray:
+        """The class of each item: the lambda-hot mean nearest its encoding, (B,) int64."""
+        mu = self.encode(items)                                              # (B, L)
+        return th.cdist(mu, self.class_means).argmin(1).cpu().numpy()
+
+
+MEMORY_TYPES = {"typeA": CVAEMemory, "typeB": LambdaHotVAEMemory}
+
+
+def make_memory(kind: str, n_classes: int, item_shape, **kwargs: Any) -> GenerativeMemory:
+    """``"typeA"`` (:class:`CVAEMemory`) or ``"typeB"`` (:class:`LambdaHotVAEMemory`)."""
+    if kind not in MEMORY_TYPES:
+        raise ValueError(f"memory must be one of {sorted(MEMORY_TYPES)}, got {kind!r}")
+    return MEMORY_TYPES[kind](n_classes, item_shape, **kwargs)

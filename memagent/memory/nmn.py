@@ -1,0 +1,236 @@
+"""Neural Memory Networks: a memory bank per hidden neuron (Biggs & Nuttall).
+
+:class:`NMNLayer` implements, for one hidden layer of ``H`` neurons:
+
+- eq. 1, the standard neurons: ``x = sigmoid(W u + b)`` for the layer input ``u``;
+- eq. 2, the augmented output ``[x_1, x_1 M_1, ..., x_H, x_H M_H]``: each neuron's output is a
+  linear switch that reads its own memory bank ``M_j`` out into the next layer. The read uses
+  the memory as it was *before* this step's write (the paper's order: forward propagation,
+  then memory storage);
+- eq. 8, gradients reach ``x_j`` along both paths (the output itself and the switch ``x_j M_j``);
+  autograd gives exactly the paper's sum over memory nodes;
+- eq. 11, the memory update ``M_j <- gamma^[x_j] M_j + g(...)`` where ``[x_j]`` is the rounded
+  output (the neuron *fires* when ``x_j > 0.5``: the memory is then scaled by ``gamma``, else
+  kept), with the write function ``g`` selectable:
+
+  * ``write="neighbours"``: the rounded outputs of neuron ``j`` and its ``tau`` nearest
+    neighbours (indices ``j - tau//2 ... j + tau - tau//2``, wrapping round the layer) are
+    mapped to a one-hot code in ``2**(tau + 1)`` dimensions (orthogonal memories). The code
+    index reads the window as a binary number, first neighbour most significant. Written
+    every step, as eq. 11 states;
+  * ``write="external"``: the layer input ``u`` is recorded when the neuron fires
+    (``g = [x_j] u``; the bank has ``in_features`` dimensions);
+
+- the addressed variant of the paper's future work (eq. 12, ``addressed=True``): eq. 12's
+  differentiable selection ``prod_i (x_i or 1 - x_i)`` kept factor by factor, so each window
+  neuron ``i`` writes ``(1 - x_i, x_i)`` into its own pair of slots: a binary-to-linear mapping
+  whose bank has ``2 (tau + 1)`` slots (linear in ``tau``, not ``2**(tau + 1)``). The outputs
+  are rounded as in eq. 11 and the rounding passes gradients straight through, so the write
+  path is differentiable: gradients reach earlier inputs through the memory.
+
+The decay schedule: ``gamma`` while training (fast decay gives plasticity), ``gamma_eval`` in
+``eval()`` mode (``1.0`` keeps memories indefinitely) and an asymptote ``floor``: a memory
+written ``s`` steps ago after ``n`` firings has weight ``floor + (1 - floor) gamma**n``, so old
+memories are kept at magnitude ``floor`` (the state then holds the decaying and the permanent
+part side by side: ``state_dim = 2 * mem_dim``).
+
+The update is a linear recurrence ``M_t = a_t M_{t-1} + b_t`` (``a_t = 0`` where an episode
+starts), so a whole sequence runs at once with a log-depth parallel scan
+(:func:`linear_scan`); :meth:`NMNLayer.step` runs one step with the same results.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+WRITES = ("neighbours", "external")
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0 (Hillis-Steele scan, log2(T) steps).
+
+    Only products and sums (no division, no cumprod ratios), so decays that underflow to zero
+    stay exact.
+
+    :param a: decay factors ``(T, ...)``, broadcastable against ``b``.
+    :param b: inputs ``(T, ...)``.
+    :param h0: the state before step 0 (``b``'s shape without T); zeros if ``None``.
+    :return: ``(T, ...)``, the state after each step.
+    """
+    a = a.expand(b.shape[0], *a.shape[1:])  # keep a's broadcast (smaller) shape
+    if h0 is not None:
+        b = torch.cat([(a[:1] * h0.unsqueeze(0) + b[:1]), b[1:]], dim=0)
+    d = 1
+    while d < b.shape[0]:
+        # (a1, b1) then (a2, b2) composes to (a1 a2, a2 b1 + b2)
+        b = torch.cat([b[:d], a[d:] * b[:-d] + b[d:]], dim=0)
+        a = torch.cat([a[:d], a[d:] * a[:-d]], dim=0)
+        d *= 2
+    return b
+
+
+def _round(x: Tensor, straight_through: bool) -> Tensor:
+    """``[x]``: 1 where the neuron fires (``x > 0.5``); the gradient of ``x`` if straight-through."""
+    r = (x > 0.5).to(x.dtype)
+    return r + x - x.detach() if straight_through else r
+
+
+class NMNLayer(nn.Module):
+    """One NMN hidden layer: eq. 1 neurons, each with a memory bank (eq. 2, 11; eq. 12 if addressed).
+
+    :param in_features: size ``F`` of the layer input.
+    :param out_features: number ``H`` of standard neurons.
+    :param tau: nearest neighbours written with each neuron (``0 <= tau < out_features``);
+        ignored by ``write="external"``.
+    :param gamma: decay on firing while training, in (0, 1].
+    :param write: ``"neighbours"`` (eq. 11's orthogonal code) or ``"external"`` (the input).
+    :param addressed: eq. 12's differentiable binary-to-linear addressing (``"neighbours"`` only).
+    :param gamma_eval: decay in ``eval()`` mode, in (0, 1]; ``None`` uses ``gamma``.
+    :param floor: asymptotic magnitude of old memories, in [0, 1); 0 lets them decay away.
+    :param straight_through: pass gradients through the rounding ``[x_j]`` (not in the paper).
+    :param bias: whether eq. 1 has the bias ``b``.
+
+    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; state ``(B, H, state_dim)``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, tau: int = 2, gamma: float = 0.9,
+                 write: str = "neighbours", addressed: bool = False,
+                 gamma_eval: float | None = None, floor: float = 0.0,
+                 straight_through: bool = False, bias: bool = True):
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, "
+                             f"{out_features}")
+        if write not in WRITES:
+            raise ValueError(f"write must be one of {WRITES}, got {write!r}")
+        if write == "neighbours" and not 0 <= tau < out_features:
+            raise ValueError(f"tau must be in [0, out_features - 1] = [0, {out_features - 1}] "
+                             f"(a neuron has at most out_features - 1 neighbours), got {tau}")
+        if addressed and write != "neighbours":
+            raise ValueError("addressed=True addresses by the neighbours' outputs: use "
+                             "write='neighbours' (external writing is already linear in size)")
+        for name, value in (("gamma", gamma), ("gamma_eval", gamma_eval)):
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.in_features, self.out_features, self.tau = in_features, out_features, tau
+        self.gamma, self.gamma_eval, self.floor = float(gamma), gamma_eval, float(floor)
+        self.write, self.addressed, self.straight_through = write, addressed, straight_through
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        if write == "external":
+            self.mem_dim = in_features
+        else:
+            self.mem_dim = 2 * (tau + 1) if addressed else 2 ** (tau + 1)
+        self.state_dim = 2 * self.mem_dim if floor > 0 else self.mem_dim
+        self.output_dim = out_features * (1 + self.mem_dim)
+        offsets = torch.arange(-(tau // 2), tau - tau // 2 + 1)
+        # window[j, i] = (j + offsets[i]) mod H: neuron j and its tau neighbours
+        self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
+                             persistent=False)
+        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)[:, None]
+        # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
+        self.register_buffer("bits", (codes >> torch.arange(tau, -1, -1)) & 1 == 1,
+                             persistent=False)
+
+    # ---- pieces -------------------------------------------------------------------------
+    def current_gamma(self) -> float:
+        """The decay in use: ``gamma`` while training, ``gamma_eval`` in eval mode."""
+        return self.gamma if self.training or self.gamma_eval is None else float(self.gamma_eval)
+
+    def initial_state(self, batch_size: int, device=None) -> Tensor:
+        """Empty memory banks ``(B, H, state_dim)``."""
+        return torch.zeros(batch_size, self.out_features, self.state_dim,
+                           device=device if device is not None else self.linear.weight.device,
+                           dtype=self.linear.weight.dtype)
+
+    def _write(self, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Decay factor and new memory for neuron outputs ``x (..., H)`` and inputs ``u (..., F)``.
+
+        :return: ``a (..., H, 1)``, ``g (..., H, mem_dim)``.
+        """
+        r = _round(x, self.straight_through or self.addressed)  # [x_j]: (..., H)
+        a = 1.0 - (1.0 - self.current_gamma()) * r  # gamma^[x] for [x] in {0, 1}
+        if self.write == "external":
+            g = r.unsqueeze(-1) * u.unsqueeze(-2)  # (..., H, 1) * (..., 1, F) -> (..., H, F)
+        else:
+            w = r[..., self.window]  # (..., H) -> (..., H, tau + 1)
+            if self.addressed:  # eq. 12's factors (1 - x_i, x_i), side by side
+                g = torch.stack([1.0 - w, w], dim=-1).flatten(-2)  # (..., H, 2 (tau + 1))
+            elif self.straight_through:  # the one-hot as eq. 12's product, so gradients pass
+                g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
+            else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
+                code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
+                g = nn.functional.one_hot(code, self.mem_dim).to(x.dtype)
+        return a.unsqueeze(-1), g
+
+    def read(self, state: Tensor) -> Tensor:
+        """The memory contents ``M (..., H, mem_dim)`` of a state (decaying + floor parts)."""
+        if self.floor > 0:
+            decaying, kept = state.split(self.mem_dim, dim=-1)
+            return (1.0 - self.floor) * decaying + self.floor * kept
+        return state
+
+    def _augment(self, x: Tensor, memory: Tensor) -> Tensor:
+        """Eq. 2: ``(..., H)`` and ``(..., H, mem_dim)`` -> ``(..., H (1 + mem_dim))``."""
+        return torch.cat([x.unsqueeze(-1), x.unsqueeze(-1) * memory], dim=-1).flatten(-2)
+
+    def _decays(self, a: Tensor) -> Tensor:
+        """Per-part decay: the floor part is never decayed. ``(..., H, 1) -> (..., H, 1 or S)``."""
+        if self.floor > 0:
+            ones = torch.ones_like(a).expand(*a.shape[:-1], self.mem_dim)
+            return torch.cat([a.expand_as(ones), ones], dim=-1)
+        return a
+
+    def _inputs(self, g: Tensor) -> Tensor:
+        return torch.cat([g, g], dim=-1) if self.floor > 0 else g
+
+    # ---- running ------------------------------------------------------------------------
+    def forward(self, u: Tensor, state: Tensor | None = None,
+                episode_starts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Run a whole sequence with a parallel scan.
+
+        :param u: inputs ``(T, B, F)``.
+        :param state: memory banks ``(B, H, state_dim)`` before step 0; empty if ``None``.
+        :param episode_starts: ``(T, B)``, 1 where the memory is emptied before step t.
+        :return: ``y (T, B, output_dim)`` and the state after step T.
+        """
+        if u.dim() != 3 or u.shape[-1] != self.in_features:
+            raise ValueError(f"u must have shape (T, B, {self.in_features}), got {tuple(u.shape)}")
+        T, B = u.shape[:2]
+        if state is None:
+            state = self.initial_state(B, u.device)
+        x = torch.sigmoid(self.linear(u))  # eq. 1: (T, B, F) -> (T, B, H)
+        a, g = self._write(u, x)  # (T, B, H, 1), (T, B, H, mem_dim)
+        a, g = self._decays(a), self._inputs(g)
+        keep = torch.ones(T, B, 1, 1, dtype=x.dtype, device=x.device)
+        if episode_starts is not None:
+            if episode_starts.shape != (T, B):
+                raise ValueError(f"episode_starts must have shape (T, B) = ({T}, {B}), "
+                                 f"got {tuple(episode_starts.shape)}")
+            keep = (1.0 - episode_starts.to(x.dtype)).view(T, B, 1, 1)
+        states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
+        before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
+        return self._augment(x, self.read(before)), states[-1]
+
+    def step(self, u_t: Tensor, state: Tensor | None = None,
+             episode_start: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One step: ``u_t (B, F)``, ``state (B, H, state_dim)``, ``episode_start (B,)``.
+
+        :return: ``y_t (B, output_dim)`` and the new state.
+        """
+        if state is None:
+            state = self.initial_state(u_t.shape[0], u_t.device)
+        if episode_start is not None:
+            state = state * (1.0 - episode_start.to(state.dtype)).view(-1, 1, 1)
+        x = torch.sigmoid(self.linear(u_t))  # eq. 1: (B, F) -> (B, H)
+        y = self._augment(x, self.read(state))  # eq. 2, reads M_{t-1}
+        a, g = self._write(u_t, x)
+        return y, self._decays(a) * state + self._inputs(g)  # eq. 11
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"tau={self.tau}, gamma={self.gamma}, write={self.write!r}, "
+                f"addressed={self.addressed}, mem_dim={self.mem_dim}, "
+                f"output_dim={self.output_dim}")

@@ -1,0 +1,117 @@
+"""Encoders and decoders of the long-term memories (MAN §3.2, §3.3).
+
+An MLP pair for vectors and small images (8 x 8 digits, MNIST) and a convolutional pair for
+screens (``(H, W, C)`` with H and W multiples of 16, e.g. 64 x 64 x 3). Both take an optional
+condition vector ``c`` (the one-hot key of Type A; Type B passes none): the MLP encoder reads
+it with the input, the conv encoder with the conv features, and both decoders with ``z``.
+Decoders return logits; ``sigmoid(logits)`` is the image in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch as th
+from torch import nn
+
+
+def _cat(x: th.Tensor, c: th.Tensor | None) -> th.Tensor:
+    return x if c is None else th.cat([x, c], dim=1)
+
+
+class MLPEncoder(nn.Module):
+    """``(x, c) -> (mu, logvar)``; x (B, *item_shape) is flattened."""
+
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, hidden=(256, 256)):
+        super().__init__()
+        layers, width = [], math.prod(item_shape) + cond_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 2 * latent_dim)
+
+    def forward(self, x: th.Tensor, c: th.Tensor | None = None):
+        h = self.body(_cat(x.flatten(1), c))          # (B, *item_shape) -> (B, D) -> (B, H)
+        mu, logvar = self.head(h).chunk(2, dim=1)     # (B, 2L) -> 2 x (B, L)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    """``(z, c) -> logits`` of shape (B, *item_shape)."""
+
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, hidden=(256, 256)):
+        super().__init__()
+        self.item_shape = tuple(item_shape)
+        layers, width = [], latent_dim + cond_dim
+        for h in reversed(hidden):
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.net = nn.Sequential(*layers, nn.Linear(width, math.prod(item_shape)))
+
+    def forward(self, z: th.Tensor, c: th.Tensor | None = None) -> th.Tensor:
+        return self.net(_cat(z, c)).view(-1, *self.item_shape)  # (B, D) -> (B, *item_shape)
+
+
+class ConvEncoder(nn.Module):
+    """Channels-last images (B, H, W, C) -> ``(mu, logvar)``: stride-2 4x4 convs down to 4 x 4."""
+
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64)):
+        super().__init__()
+        height, width, in_ch = item_shape
+        n_down = int(math.log2(height // 4))
+        if height != width or height != 4 * 2 ** n_down or len(channels) < n_down:
+            raise ValueError(f"conv networks take square images of 4 * 2**k pixels with "
+                             f"len(channels) >= k, got item_shape={tuple(item_shape)}, "
+                             f"channels={tuple(channels)}; use arch='mlp' for other shapes")
+        layers, ch = [], in_ch
+        for out in channels[:n_down]:
+            layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.ReLU()]
+            ch = out
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(ch * 16 + cond_dim, 256), nn.ReLU(),
+                                  nn.Linear(256, 2 * latent_dim))
+
+    def forward(self, x: th.Tensor, c: th.Tensor | None = None):
+        h = self.conv(x.permute(0, 3, 1, 2))          # (B, H, W, C) -> (B, C, H, W) -> (B, ch*16)
+        mu, logvar = self.head(_cat(h, c)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """``(z, c) -> logits`` (B, H, W, C): a 4 x 4 map upsampled by stride-2 transposed convs."""
+
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64)):
+        super().__init__()
+        height, _, out_ch = item_shape
+        n_up = int(math.log2(height // 4))
+        chans = list(reversed(channels[:n_up]))        # e.g. [64, 64, 64, 32]
+        self.start = chans[0]
+        self.fc = nn.Sequential(nn.Linear(latent_dim + cond_dim, 256), nn.ReLU(),
+                                nn.Linear(256, chans[0] * 16), nn.ReLU())
+        layers = []
+        for i, ch in enumerate(chans):
+            last = i == len(chans) - 1
+            out = out_ch if last else chans[i + 1]
+            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+            if not last:
+                layers.append(nn.ReLU())
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: th.Tensor, c: th.Tensor | None = None) -> th.Tensor:
+        h = self.fc(_cat(z, c)).view(-1, self.start, 4, 4)   # (B, ch*16) -> (B, ch, 4, 4)
+        return self.deconv(h).permute(0, 2, 3, 1)            # (B, C, H, W) -> (B, H, W, C)
+
+
+def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int, **kwargs):
+    """``(encoder, decoder)`` for ``arch`` in ``"mlp" | "conv" | "auto"`` (conv for
+    channels-last images of at least 16 x 16 pixels, else MLP)."""
+    if arch == "auto":
+        arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4 else "mlp"
+    if arch == "mlp":
+        return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
+            MLPDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+    if arch == "conv":
+        return ConvEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
+            ConvDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+    raise ValueError(f"arch must be 'auto', 'mlp' or 'conv', got {arch!r}")

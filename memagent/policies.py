@@ -1,0 +1,186 @@
+"""Actor-critic policies with a memory core, for stable-baselines3.
+
+``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's own
+features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``NatureCNN`` for
+``CnnPolicy``) and heads, with a :class:`memagent.memory.recurrent.MemoryCore` between them.
+The core is chosen by name in ``policy_kwargs=dict(memory="hopfield", memory_kwargs={...})``
+(``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a ``MemoryCore`` subclass, or ``None``
+for the no-memory ablation). ``predict(obs, state, episode_start, deterministic)`` returns
+``(actions, state)`` like sb3-contrib's ``RecurrentPPO``, so SB3's ``evaluate_policy`` works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import MlpExtractor, NatureCNN
+
+from memagent.memory.recurrent import MemoryCore, State, make_core
+
+
+class MemoryActorCriticPolicy(ActorCriticPolicy):
+    """An SB3 ``ActorCriticPolicy`` whose features pass through a memory core.
+
+    Takes every argument of :class:`stable_baselines3.common.policies.ActorCriticPolicy`, and:
+
+    :param memory: the core: ``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a
+        :class:`MemoryCore` subclass (built as ``cls(features_dim, **memory_kwargs)``) or
+        ``None`` (no memory: the features go straight to the MLP).
+    :param memory_kwargs: the core's own parameters, e.g. ``{"capacity": 2048}``.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
+                 *args, memory: str | type[MemoryCore] | None = "gru",
+                 memory_kwargs: dict[str, Any] | None = None, **kwargs):
+        if isinstance(observation_space, (spaces.Dict, spaces.Tuple)):
+            raise ValueError(
+                f"MemoryActorCriticPolicy takes Box, Discrete, MultiDiscrete or MultiBinary "
+                f"observations, got {type(observation_space).__name__}; flatten the observation "
+                "first (gymnasium.wrappers.FlattenObservation)")
+        if kwargs.get("share_features_extractor", True) is False:
+            raise ValueError("MemoryActorCriticPolicy shares one features extractor and one memory "
+                             "between actor and critic; drop share_features_extractor=False")
+        self.memory_name = memory
+        self.memory_kwargs = dict(memory_kwargs or {})
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        self.memory = self._build_memory()
+        dim = self.features_dim if self.memory is None else self.memory.output_dim
+        self.mlp_extractor = MlpExtractor(dim, net_arch=self.net_arch,
+                                          activation_fn=self.activation_fn, device=self.device)
+
+    def _build_memory(self) -> MemoryCore | None:
+        name = self.memory_name
+        if name is None:
+            return None
+        if isinstance(name, str):
+            core = make_core(name, self.features_dim, **self.memory_kwargs)
+        elif isinstance(name, type) and issubclass(name, MemoryCore):
+            core = name(self.features_dim, **self.memory_kwargs)
+        else:
+            raise ValueError(f"memory must be a core name, a MemoryCore subclass or None, got {name!r}")
+        if getattr(core, "input_dim", None) != self.features_dim:
+            raise ValueError(f"memory core {type(core).__name__} reads input_dim="
+                             f"{getattr(core, 'input_dim', None)} but the features extractor gives "
+                             f"{self.features_dim}; build the core with input_dim={self.features_dim}")
+        with th.no_grad():  # a dry run: does the core give what it says?
+            y, _ = core(th.zeros(1, 1, self.features_dim), core.initial_state(1), th.ones(1, 1))
+        if y.shape != (1, 1, core.output_dim):
+            raise ValueError(f"memory core {type(core).__name__} declares output_dim={core.output_dim} "
+                             f"but returned outputs of shape {tuple(y.shape)} for x of shape "
+                             f"(1, 1, {self.features_dim}); make output_dim the last dimension of y")
+        return core
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(memory=self.memory_name, memory_kwargs=self.memory_kwargs)
+        return data
+
+    # -- memory state ------------------------------------------------------------------
+    def initial_state(self, n_envs: int) -> State:
+        """The memory state before any episode, for ``n_envs`` envs (``()`` without memory)."""
+        return () if self.memory is None else self.memory.initial_state(n_envs, self.device)
+
+    def select_state(self, state: State, index: th.Tensor) -> State:
+        """The state of the envs ``index`` (a 1-D long tensor)."""
+        return () if self.memory is None else self.memory.select_state(state, index)
+
+    # -- sequences ---------------------------------------------------------------------
+    def _latent(self, obs: th.Tensor, state: State, episode_starts: th.Tensor):
+        """``obs (T, B, *obs_shape)`` -> actor and critic latents ``(T*B, .)`` and the state."""
+        T, B = episode_starts.shape
+        features = self.extract_features(obs.reshape(T * B, *obs.shape[2:]))  # (T, B, ...) -> (T*B, F)
+        if self.memory is not None:
+            y, state = self.memory(features.view(T, B, -1), state, episode_starts)  # (T, B, H)
+            features = y.reshape(T * B, -1)  # (T, B, H) -> (T*B, H)
+        latent_pi, latent_vf = self.mlp_extractor(features)
+        return latent_pi, latent_vf, state
+
+    def forward(self, obs: th.Tensor, state: State, episode_starts: th.Tensor,
+                deterministic: bool = False):
+        """One step for ``B`` envs: ``obs (B, ...)``, ``episode_starts (B,)`` ->
+        ``actions, values (B, 1), log_prob (B,), state``."""
+        latent_pi, latent_vf, state = self._latent(obs.unsqueeze(0), state,
+                                                   episode_starts.view(1, -1).float())
+        if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
+            log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
+            actions = (log_p.argmax(-1) if deterministic
+                       else th.multinomial(log_p.exp(), 1).squeeze(-1))  # (B,)
+            return actions, self.value_net(latent_vf), log_p.gather(-1, actions[:, None])[:, 0], state
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        actions = actions.reshape((-1, *self.action_space.shape))
+        return actions, self.value_net(latent_vf), distribution.log_prob(actions), state
+
+    def evaluate_sequence(self, obs: th.Tensor, actions: th.Tensor, state: State,
+                          episode_starts: th.Tensor):
+        """Recompute a whole sequence from its initial ``state`` in one forward.
+
+        :param obs: ``(T, B, *obs_shape)``. :param actions: ``(T*B, ...)`` (time-major).
+        :param episode_starts: ``(T, B)``.
+        :return: values ``(T*B, 1)``, log-probabilities ``(T*B,)``, entropy ``(T*B,)``.
+        """
+        latent_pi, latent_vf, _ = self._latent(obs, state, episode_starts)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
+
+    def predict_values(self, obs: th.Tensor, state: State | None = None,
+                       episode_starts: th.Tensor | None = None) -> th.Tensor:
+        """Values ``(B, 1)`` of one step ``obs (B, ...)`` read with ``state``."""
+        n = obs.shape[0]
+        state = self.initial_state(n) if state is None else state
+        starts = th.ones(n, device=obs.device) if episode_starts is None else episode_starts
+        _, latent_vf, _ = self._latent(obs.unsqueeze(0), state, starts.view(1, -1).float())
+        return self.value_net(latent_vf)
+
+    def _predict(self, observation: th.Tensor, state: State, episode_starts: th.Tensor,
+                 deterministic: bool = False):
+        actions, _, _, state = self.forward(observation, state, episode_starts, deterministic)
+        return actions, state
+
+    def predict(self, observation: np.ndarray, state: tuple | None = None,
+                episode_start: np.ndarray | None = None, deterministic: bool = False):
+        """Actions for one step of ``n`` envs, and the memory state to pass back next step.
+
+        :param observation: one observation or a batch ``(n, ...)``.
+        :param state: what the previous call returned; ``None`` starts fresh.
+        :param episode_start: ``(n,)``, 1 where an episode starts (SB3's ``dones``).
+        :return: ``(actions, state)``; ``state`` is a tuple of numpy arrays.
+        """
+        self.set_training_mode(False)
+        obs, vectorized = self.obs_to_tensor(observation)
+        n = obs.shape[0]
+        if state is None:
+            state = self.initial_state(n)
+            episode_start = np.ones(n)
+        state = tuple(th.as_tensor(np.asarray(s), device=self.device) for s in state)
+        starts = np.zeros(n) if episode_start is None else np.asarray(episode_start)
+        with th.no_grad():
+            actions, state = self._predict(obs, state, th.as_tensor(starts, device=self.device,
+                                                                    dtype=th.float32), deterministic)
+        actions = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
+        if isinstance(self.action_space, spaces.Box):
+            actions = (self.unscale_action(actions) if self.squash_output
+                       else np.clip(actions, self.action_space.low, self.action_space.high))
+        if not vectorized:
+            actions = actions.squeeze(axis=0)
+        return actions, tuple(s.cpu().numpy() for s in state)
+
+
+class MemoryActorCriticCnnPolicy(MemoryActorCriticPolicy):
+    """:class:`MemoryActorCriticPolicy` with SB3's ``NatureCNN`` for image observations."""
+
+    def __init__(self, observation_space, action_space, lr_schedule, *args,
+                 features_extractor_class: type = NatureCNN, **kwargs):
+        super().__init__(observation_space, action_space, lr_schedule, *args,
+                         features_extractor_class=features_extractor_class, **kwargs)
+
+
+MlpPolicy = MemoryActorCriticPolicy
+CnnPolicy = MemoryActorCriticCnnPolicy

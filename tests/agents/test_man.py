@@ -1,0 +1,150 @@
+"""The MAN agent: Q-learning behaviour policy, filing screens by state id, coverage, the
+`memagent imagine` figure (layout and visited/unvisited marking, checked by pixels).
+
+A tiny stand-in for memagent/Screens-v0 (same interface: pixels, Discrete(3) turn-left /
+turn-right / forward, info["state_id"] = direction * n_positions + position on reset and
+step, unwrapped n_positions / n_directions / n_states, +1 and termination at the goal) keeps
+the tests fast: 16 x 16 screens, 4 positions in a row, 2 directions (east, west).
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from memagent.agents.man import ManAgent
+from memagent.agents.qlearning import QLearning
+
+from memagent.cli import main
+from memagent.figures import RED, Layout, load_png
+
+ENV_ID = "memagent-test/StandInScreens-v0"
+
+
+class StandInScreens(gym.Env):
+    """Row of 4 cells; start at 0 facing east; the goal is cell 3."""
+
+    n_positions, n_directions, n_states = 4, 2, 8
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)
+        self.action_space = gym.spaces.Discrete(3)
+
+    def _obs(self):
+        img = self.np_random.integers(0, 30, (16, 16, 3), dtype=np.uint8)     # noise
+        rows = slice(0, 8) if self.direction == 0 else slice(8, 16)
+        img[rows, 4 * self.position: 4 * self.position + 4] = (230, 200, 40)  # the agent
+        return img, {"state_id": self.direction * self.n_positions + self.position}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.position, self.direction = 0, 0
+        return self._obs()
+
+    def step(self, action):
+        if action in (0, 1):
+            self.direction = 1 - self.direction
+        else:
+            self.position = int(np.clip(self.position + (1 if self.direction == 0 else -1), 0, 3))
+        done = self.position == 3
+        obs, info = self._obs()
+        return obs, float(done), done, False, info
+
+
+if ENV_ID not in gym.registry:
+    gym.register(ENV_ID, entry_point=StandInScreens, max_episode_steps=20)
+
+
+def state_of_screen(img):
+    """Read the state back from a stand-in screen."""
+    cols = np.flatnonzero(img[:, :, 0].max(0) > 100)
+    rows = np.flatnonzero(img[:, :, 0].max(1) > 100)
+    return int(rows[0] >= 8) * 4 + int(cols[0] // 4)
+
+
+def test_qlearning_shortest_path_and_obs_keys(tmp_path):
+    env = gym.make(ENV_ID)
+    q = QLearning(env, seed=0).learn(600)
+    obs, info = env.reset(seed=1)
+    for _ in range(3):
+        obs, r, term, _, info = env.step(q.predict(obs, info))
+    assert term and r == 1.0
+    back = QLearning.load(q.save(tmp_path / "q.json"), env)
+    assert all(np.array_equal(back.q[k], v) for k, v in q.q.items())
+    # without state ids the table is keyed by observation bytes
+    lake = gym.make("FrozenLake-v1", is_slippery=False)
+    q2 = QLearning(lake, learning_rate=0.8, gamma=0.9, epsilon=0.3, seed=0).learn(3000)
+    assert all(isinstance(k, bytes) for k in q2.q)
+    obs, _ = lake.reset(seed=0)
+    for _ in range(10):
+        obs, r, term, trunc, _ = lake.step(q2.predict(obs))
+        if term:
+            break
+    assert r == 1.0
+    with pytest.raises(ValueError, match="Discrete"):
+        QLearning(gym.make("Pendulum-v1"))
+
+
+def test_agent_files_screens_by_state_and_reports_coverage(tmp_path):
+    env = gym.make(ENV_ID)
+    agent = ManAgent(env, memory="typeB", capacity=50, seed=0, device="cpu",
+                     memory_kwargs={"net_kwargs": {"channels": (8, 16)}})
+    agent.policy.learn(600)
+    filed = agent.collect(120, epsilon=0.0)   # greedy: the shortest path only
+    cov = agent.coverage()
+    assert cov["visited"].tolist() == [True] * 4 + [False] * 4 and cov["fraction"] == 0.5
+    assert filed.sum() == agent.short_term.seen.sum() >= 120
+    for s in range(4):  # every filed screen is a screen of its state
+        assert all(state_of_screen(img) == s for img in agent.short_term.items_of(s).numpy())
+    agent.train_memory(120, batch_size=32)
+    real = agent.real_screens()[:4]
+    assert (agent.long_term.recognize(real) == np.arange(4)).all()
+    back = ManAgent.load(agent.save(tmp_path / "run"), env, device="cpu")
+    assert np.array_equal(back.coverage()["seen"], cov["seen"])
+    assert np.array_equal(back.policy.q[0], agent.policy.q[0])
+
+
+def test_sb3_model_as_behaviour_policy():
+    from stable_baselines3 import DQN
+
+    env = gym.make(ENV_ID)
+    model = DQN("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
+    agent = ManAgent(env, policy=model, memory="typeA", seed=0, device="cpu",
+                     memory_kwargs={"net_kwargs": {"channels": (8, 16)}})
+    filed = agent.collect(50, epsilon=0.5)
+    assert filed.sum() >= 50 and agent.coverage()["visited"].any()
+    with pytest.raises(ValueError, match="n_states"):
+        ManAgent(gym.make("CartPole-v1"))
+
+
+def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
+    out, run = tmp_path / "fig.png", tmp_path / "run"
+    argv = ["imagine", "--env", ENV_ID, "--out", str(out), "--memory", "typeA",
+            "--steps", "150", "--q-steps", "600", "--collect-steps", "120", "--epsilon", "0",
+            "--judge-steps", "400", "--channels", "8,16", "--seed", "0", "--save-run", str(run)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "4/8 states visited" in text and "[4, 5, 6, 7]" in text
+    judged = float(text.split("judge")[1].split("%")[0].split(":")[-1])
+    assert judged >= 75.0
+    img = load_png(out)
+    layout = Layout(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
+    assert img.shape == (*layout.shape, 3)
+    is_red = np.all(img == RED, axis=-1)
+    for panel in (0, 1):
+        for d in range(2):
+            for p in range(4):
+                y0, x0, y1, x1 = layout.box(panel, d, p)
+                cell = img[y0:y1, x0:x1]
+                red = is_red[y0:y1, x0:x1]
+                if d == 0:   # visited: a screen, no cross; the agent drawn in the top half
+                    assert not red.any()
+                    assert state_of_screen(cell) == p
+                else:        # unvisited: the red cross on both diagonals, greyed
+                    assert red[np.arange(16), np.arange(16)].mean() > 0.9
+                    assert red[np.arange(16), 15 - np.arange(16)].mean() > 0.9
+    # the saved run gives the same figure without training
+    out2 = tmp_path / "again.png"
+    assert main(["imagine", "--env", ENV_ID, "--out", str(out2), "--run", str(run),
+                 "--judge-steps", "0"]) == 0
+    assert np.array_equal(load_png(out2), img)
+    assert main(["imagine", "--env", "CartPole-v1", "--out", str(out2)]) == 2
+    assert main(["imagine", "--env", ENV_ID, "--out", str(tmp_path / "x.jpg")]) == 2

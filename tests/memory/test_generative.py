@@ -1,0 +1,117 @@
+"""Long-term memories (MAN §3.2-3.3): they learn, imagine, recognise, save, and refuse bad input."""
+
+import struct
+
+import numpy as np
+import pytest
+import torch as th
+
+from memagent.bench.man import digits_experiment, imbalance_experiment
+from memagent.data import load_mnist
+from memagent.memory.generative import (
+    CVAEMemory,
+    GenerativeMemory,
+    LambdaHotVAEMemory,
+    UnseenClassWarning,
+    make_memory,
+)
+from memagent.memory.replay import ClassQueueMemory
+
+
+@pytest.mark.parametrize("kind", ["typeA", "typeB"])
+def test_digits_imagined_classified_as_asked(kind):
+    r = digits_experiment(kind, steps=300, seed=0, n_imagined=30, batch_size=64)
+    assert r["judge_real"] > 0.9
+    assert r["imagined"] >= 0.9, r["per_class"]
+    if kind == "typeB":
+        assert r["recognize"] >= 0.85
+
+
+def test_queues_beat_plain_replay_on_rare_classes():
+    r = imbalance_experiment("typeB", steps=300, seed=0, n_imagined=20, n_frequent=1000)
+    assert r["held"]["class queues"][5:].min() == 10  # every rare item kept
+    assert r["class queues"][5:].mean() > r["plain replay"][5:].mean() + 0.3
+
+
+def test_screens_conv_memories_shapes_and_recognize(tmp_path):
+    """Conv networks on 16 x 16 x 3 'screens' of 3 classes (flat colours + noise)."""
+    rng = np.random.default_rng(0)
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    keys = rng.integers(0, 3, 300)
+    screens = np.broadcast_to(colours[keys][:, None, None], (300, 16, 16, 3)).copy()
+    screens[:, :2] = rng.integers(0, 256, (300, 2, 16, 3), dtype=np.uint8)
+    stm = ClassQueueMemory(4, 100, (16, 16, 3), dtype=th.uint8, seed=0)
+    stm.add(keys, screens)
+    kw = {"net_kwargs": {"channels": (8, 16)}, "device": "cpu", "seed": 0}
+    for kind in ("typeA", "typeB"):
+        mem = make_memory(kind, 4, (16, 16, 3), latent_dim=8 if kind == "typeA" else 12, **kw)
+        assert type(mem.encoder).__name__ == "ConvEncoder"
+        mem.fit(stm, 150, batch_size=32)
+        img = mem.imagine([0, 1, 2], 4)
+        assert img.shape == (3, 4, 16, 16, 3) and img.dtype == np.uint8
+        # the dominant channel of an imagined screen (below the noise band) is its class's colour
+        dominant = img[:, :, 4:].reshape(3, 4, -1, 3).mean(2).argmax(-1)
+        assert (dominant == np.arange(3)[:, None]).mean() >= 0.9
+        with pytest.warns(UnseenClassWarning, match=r"\[3\]"):
+            assert mem.imagine([3], 2).shape == (1, 2, 16, 16, 3)
+        if kind == "typeB":
+            assert (mem.recognize(screens[:60]) == keys[:60]).mean() >= 0.9
+        path = mem.save(tmp_path / f"{kind}.pt")
+        back = GenerativeMemory.load(path, device="cpu")
+        assert type(back) is type(mem) and th.equal(back.seen, mem.seen)
+        x = th.as_tensor(screens[:5])
+        for a, b in zip(mem.state_dict().values(), back.state_dict().values(), strict=True):
+            assert th.equal(a, b)
+        if kind == "typeB":
+            assert (back.recognize(x) == mem.recognize(x)).all()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="lam must be >= 6"):
+        LambdaHotVAEMemory(10, (8, 8), lam=3.0, device="cpu")
+    with pytest.raises(ValueError, match="latent_dim must be > n_classes"):
+        LambdaHotVAEMemory(10, (8, 8), latent_dim=10, device="cpu")
+    with pytest.raises(ValueError, match="arch"):
+        CVAEMemory(10, (8, 8), arch="rnn", device="cpu")
+    with pytest.raises(ValueError, match="square images"):
+        CVAEMemory(10, (30, 30, 3), arch="conv", device="cpu")
+    mem = CVAEMemory(3, (8, 8), device="cpu", seed=0)
+    with pytest.raises(ValueError, match=r"n_classes=3"):
+        mem.imagine([3], 1)
+    stm = ClassQueueMemory(3, 10, (8, 8), seed=0)
+    stm.add([0, 1], np.zeros((2, 8, 8), np.float32))
+    mem.fit(stm, 2, batch_size=4)
+    wrong = ClassQueueMemory(3, 10, (4, 4), seed=0)
+    wrong.add([0], np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="item_shape"):
+        mem.fit(wrong, 1)
+    with pytest.raises(ValueError, match="empty"):
+        mem.fit(ClassQueueMemory(3, 10, (8, 8)), 1)
+    with pytest.warns(UnseenClassWarning):
+        out = mem.imagine([0, 2], 3)
+    assert out.shape == (2, 3, 8, 8) and out.dtype == np.float32
+    with pytest.raises(ValueError, match="holds a CVAEMemory"):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            LambdaHotVAEMemory.load(mem.save(f"{d}/m.pt"))
+
+
+def test_mnist_idx_through_the_experiment(tmp_path):
+    """The MNIST path: IDX files the test writes, read by load_mnist, fed to the experiment."""
+    images, labels = [], []
+    rng = np.random.default_rng(0)
+    for c in range(10):  # 28 x 28 "digits": a bright bar whose row is the class
+        img = rng.integers(0, 40, (30, 28, 28)).astype(np.uint8)
+        img[:, 2 + 2 * c: 4 + 2 * c, 4:24] = 255
+        images.append(img)
+        labels.append(np.full(30, c, np.uint8))
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(
+        struct.pack(">HBB3I", 0, 8, 3, *images.shape) + images.tobytes())
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+        struct.pack(">HBBI", 0, 8, 1, len(labels)) + labels.tobytes())
+    x, y = load_mnist(tmp_path)
+    assert x.shape == (300, 28, 28) and x.max() == 1.0
+    r = digits_experiment("typeB", steps=150, seed=0, images=x, labels=y, n_imagined=10)
+    assert r["imagined"] >= 0.9 and r["recognize"] >= 0.9
