@@ -116,3 +116,21 @@ def test_make_vec_time_limit_follows_the_arguments():
     assert make_vec("memagent/TMaze-v0", 2).max_episode_steps == 30
     assert make_vec("memagent/TMaze-v0", 2, length=50).max_episode_steps == 110
     assert make_vec("memagent/TMaze-v0", 2, max_episode_steps=7).max_episode_steps == 7
+
+
+def test_vec_observations_are_never_overwritten_while_referenced():
+    venv = make_vec("memagent/TMaze-v0", 16, seed=0, obs_mode="pixels")
+    rng = np.random.default_rng(0)
+    kept = [venv.reset()]
+    copies = [kept[0].copy()]
+    views = []
+    for step in range(12):
+        obs, *_ = venv.step(rng.integers(0, 4, 16))
+        if step % 3 == 0:
+            kept.append(obs)
+            copies.append(obs.copy())
+        elif step % 3 == 1:
+            views.append((obs[2:5], obs[2:5].copy()))    # only a view survives
+    assert all(np.array_equal(a, b) for a, b in zip(kept, copies, strict=True))
+    assert all(np.array_equal(v, c) for v, c in views)
+    assert len({id(a) for a in kept}) == len(kept)
