@@ -139,12 +139,18 @@ class ScreensEngine(GridEngine):
         self._rows = rows.reshape(-1, s * 3)
         # 1024 patterns of a noise variant per screen row, as row offsets into the table
         variant_stride = shifts * self.n_states * ps
-        self._variant_rows = (bank_rng.integers(0, v, (1024, s)) * variant_stride + np.arange(s))
+        self._variant_rows = bank_rng.integers(0, v, (1024, s)) * variant_stride + np.arange(s)
         # distractors: d x d squares of palette colours on the floor, never on the agent's cell
         self._dsize = d = max(2, ts // 3)
         dy, dx = np.divmod(np.arange(d * d), d)
         self._dmask = (dy * s + dx).astype(np.int64)
-        self._dcolours = np.array([clip(c) for c in PALETTE], dtype=np.uint8)
+        self._pixel = np.dtype((np.void, 3))
+        self._dcolours = np.array([clip(c) for c in PALETTE], dtype=np.uint8).view(self._pixel)[:, 0]
+        rows_, cols_ = np.divmod(np.arange(self.n_positions), self.width)
+        self._cell_pixel = (self.origin[0] + (rows_ + 1) * ts) * s + self.origin[1] + (cols_ + 1) * ts
+        self._bounds = np.array([shifts, shifts, 1024] + [self.n_positions - 1] * self.n_distractors
+                                + [ts - d] * (2 * self.n_distractors)
+                                + [len(PALETTE)] * self.n_distractors)
 
     def canonical_screen(self, state_id: int) -> np.ndarray:
         """The noise-free screen of a state: no shift, no distractors, no noise."""
@@ -160,29 +166,26 @@ class ScreensEngine(GridEngine):
     def screens(self, state_ids: np.ndarray, rng: np.random.Generator,
                 out: np.ndarray | None = None) -> np.ndarray:
         """Random screens of the given states, ``(M, S, S, 3) uint8`` (written into ``out`` if given)."""
-        s, ps, k = self.image_size, self._canvas_size, self.shift
+        s, ps, k, n_d = self.image_size, self._canvas_size, self.shift, self.n_distractors
         state_ids = np.asarray(state_ids, dtype=np.int64)
         m = len(state_ids)
-        dy, dx = rng.integers(0, 2 * k + 1, (2, m))
+        # every random choice of a screen from one draw: (M, 3 + 4 n_d) -> integers below _bounds
+        u = (rng.random((m, 3 + 4 * n_d)) * self._bounds).astype(np.int64)
+        dy, dx, pattern = u[:, 0], u[:, 1], u[:, 2]
         # (M,) -> row ids (M, S) into the (V, shifts, S, ps) row table -> take (M, S, S*3),
         # a noise variant for every row
         first_row = (dx * self.n_states + state_ids) * ps + dy                 # (M,) in variant 0
-        rows = self._variant_rows[rng.integers(0, len(self._variant_rows), m)] + first_row[:, None]
+        rows = self._variant_rows[pattern] + first_row[:, None]
         if out is None:
             out = np.empty((m, s, s, 3), dtype=np.uint8)
         np.take(self._rows, rows, axis=0, out=out.reshape(m, s, s * 3), mode="clip")
-        if self.n_distractors:
-            n_d, ts, d = self.n_distractors, self.tile_px, self._dsize
-            pos = state_ids % self.n_positions
-            cell = rng.integers(0, self.n_positions - 1, (m, n_d))
-            cell += cell >= pos[:, None]                        # never on the agent's cell
-            row, col = np.divmod(cell, self.width)
-            off = rng.integers(0, ts - d, (2, m, n_d))
-            y = self.origin[0] + (row + 1) * ts + off[0] + (dy - k)[:, None]
-            x = self.origin[1] + (col + 1) * ts + off[1] + (dx - k)[:, None]
-            pix = ((np.arange(m) * s * s)[:, None] + y * s + x)[..., None] + self._dmask   # (M, n_d, d*d)
-            colour = self._dcolours[rng.integers(0, len(self._dcolours), (m, n_d))]
-            out.reshape(-1, 3)[pix] = colour[:, :, None, :]
+        if n_d:
+            cell, oy, ox, colour = u[:, 3:].reshape(m, 4, n_d).transpose(1, 0, 2)   # (M, n_d) each
+            cell += cell >= (state_ids % self.n_positions)[:, None]   # never on the agent's cell
+            shift = np.arange(m) * (s * s) + (dy - k) * s + (dx - k)    # (M,) frame + shift, in pixels
+            corner = self._cell_pixel[cell] + oy * s + ox + shift[:, None]
+            pixels = out.reshape(-1, 3).view(self._pixel)[:, 0]         # one 3-byte item per pixel
+            pixels[corner[..., None] + self._dmask] = self._dcolours[colour][..., None]   # (M, n_d, d*d)
         return out
 
     def render_frame(self, env: int = 0, tile_size: int = 16) -> np.ndarray:
