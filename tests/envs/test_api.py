@@ -134,3 +134,16 @@ def test_vec_observations_are_never_overwritten_while_referenced():
     assert all(np.array_equal(a, b) for a, b in zip(kept, copies, strict=True))
     assert all(np.array_equal(v, c) for v, c in views)
     assert len({id(a) for a in kept}) == len(kept)
+
+
+@pytest.mark.parametrize("view_size", [5, 7])
+def test_larger_views(view_size):
+    for env_id in ("memagent/TMaze-v0", "memagent/KeyDoor-v0"):
+        for mode in MODES:
+            env = gym.make(env_id, obs_mode=mode, view_size=view_size)
+            gym_check_env(env.unwrapped)
+            obs, _ = env.reset(seed=0)
+            assert obs in env.observation_space
+    obs, _ = gym.make("memagent/TMaze-v0", view_size=view_size).reset(seed=0)
+    c = view_size * view_size // 2
+    assert obs.shape == (view_size * view_size + 1,) and 5 <= obs[c - 1] < 7   # the cue, west
