@@ -41,10 +41,23 @@ starts), so a whole sequence runs at once with a log-depth parallel scan
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
 WRITES = ("neighbours", "external")
+
+
+class NMNState(NamedTuple):
+    """What an :class:`NMNLayer` carries between steps (a tuple of tensors, batch on dim 0)."""
+
+    memory: Tensor  # (B, H, state_dim): every neuron's memory bank
+
+
+def _memory(state) -> Tensor:
+    """The bank tensor of an ``NMNState``, a 1-tuple or a bare tensor."""
+    return state if isinstance(state, Tensor) else state[0]
 
 
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
@@ -91,7 +104,8 @@ class NMNLayer(nn.Module):
     :param straight_through: pass gradients through the rounding ``[x_j]`` (not in the paper).
     :param bias: whether eq. 1 has the bias ``b``.
 
-    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; state ``(B, H, state_dim)``.
+    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; the state is an :class:`NMNState` whose
+    ``memory`` is ``(B, H, state_dim)`` (a bare tensor is accepted too).
     """
 
     def __init__(self, in_features: int, out_features: int, tau: int = 2, gamma: float = 0.9,
@@ -129,9 +143,10 @@ class NMNLayer(nn.Module):
         # window[j, i] = (j + offsets[i]) mod H: neuron j and its tau neighbours
         self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
                              persistent=False)
-        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)[:, None]
+        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)
+        self.register_buffer("codes", codes, persistent=False)
         # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
-        self.register_buffer("bits", (codes >> torch.arange(tau, -1, -1)) & 1 == 1,
+        self.register_buffer("bits", (codes[:, None] >> torch.arange(tau, -1, -1)) & 1 == 1,
                              persistent=False)
 
     # ---- pieces -------------------------------------------------------------------------
@@ -139,11 +154,12 @@ class NMNLayer(nn.Module):
         """The decay in use: ``gamma`` while training, ``gamma_eval`` in eval mode."""
         return self.gamma if self.training or self.gamma_eval is None else float(self.gamma_eval)
 
-    def initial_state(self, batch_size: int, device=None) -> Tensor:
-        """Empty memory banks ``(B, H, state_dim)``."""
-        return torch.zeros(batch_size, self.out_features, self.state_dim,
-                           device=device if device is not None else self.linear.weight.device,
-                           dtype=self.linear.weight.dtype)
+    def initial_state(self, batch_size: int, device=None) -> NMNState:
+        """Empty memory banks: ``memory (B, H, state_dim)``."""
+        return NMNState(torch.zeros(
+            batch_size, self.out_features, self.state_dim,
+            device=device if device is not None else self.linear.weight.device,
+            dtype=self.linear.weight.dtype))
 
     def _write(self, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
         """Decay factor and new memory for neuron outputs ``x (..., H)`` and inputs ``u (..., F)``.
@@ -162,11 +178,12 @@ class NMNLayer(nn.Module):
                 g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
             else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
                 code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
-                g = nn.functional.one_hot(code, self.mem_dim).to(x.dtype)
+                g = (code.unsqueeze(-1) == self.codes).to(x.dtype)
         return a.unsqueeze(-1), g
 
-    def read(self, state: Tensor) -> Tensor:
+    def read(self, state) -> Tensor:
         """The memory contents ``M (..., H, mem_dim)`` of a state (decaying + floor parts)."""
+        state = _memory(state)
         if self.floor > 0:
             decaying, kept = state.split(self.mem_dim, dim=-1)
             return (1.0 - self.floor) * decaying + self.floor * kept
@@ -187,20 +204,19 @@ class NMNLayer(nn.Module):
         return torch.cat([g, g], dim=-1) if self.floor > 0 else g
 
     # ---- running ------------------------------------------------------------------------
-    def forward(self, u: Tensor, state: Tensor | None = None,
-                episode_starts: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, u: Tensor, state: NMNState | Tensor | None = None,
+                episode_starts: Tensor | None = None) -> tuple[Tensor, NMNState]:
         """Run a whole sequence with a parallel scan.
 
         :param u: inputs ``(T, B, F)``.
-        :param state: memory banks ``(B, H, state_dim)`` before step 0; empty if ``None``.
+        :param state: the memory banks before step 0; empty if ``None``.
         :param episode_starts: ``(T, B)``, 1 where the memory is emptied before step t.
         :return: ``y (T, B, output_dim)`` and the state after step T.
         """
         if u.dim() != 3 or u.shape[-1] != self.in_features:
             raise ValueError(f"u must have shape (T, B, {self.in_features}), got {tuple(u.shape)}")
         T, B = u.shape[:2]
-        if state is None:
-            state = self.initial_state(B, u.device)
+        state = _memory(self.initial_state(B, u.device) if state is None else state)
         x = torch.sigmoid(self.linear(u))  # eq. 1: (T, B, F) -> (T, B, H)
         a, g = self._write(u, x)  # (T, B, H, 1), (T, B, H, mem_dim)
         a, g = self._decays(a), self._inputs(g)
@@ -212,22 +228,21 @@ class NMNLayer(nn.Module):
             keep = (1.0 - episode_starts.to(x.dtype)).view(T, B, 1, 1)
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
-        return self._augment(x, self.read(before)), states[-1]
+        return self._augment(x, self.read(before)), NMNState(states[-1])
 
-    def step(self, u_t: Tensor, state: Tensor | None = None,
-             episode_start: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One step: ``u_t (B, F)``, ``state (B, H, state_dim)``, ``episode_start (B,)``.
+    def step(self, u_t: Tensor, state: NMNState | Tensor | None = None,
+             episode_start: Tensor | None = None) -> tuple[Tensor, NMNState]:
+        """One step: ``u_t (B, F)``, the state, ``episode_start (B,)`` (1: empty the memory first).
 
         :return: ``y_t (B, output_dim)`` and the new state.
         """
-        if state is None:
-            state = self.initial_state(u_t.shape[0], u_t.device)
+        state = _memory(self.initial_state(u_t.shape[0], u_t.device) if state is None else state)
         if episode_start is not None:
             state = state * (1.0 - episode_start.to(state.dtype)).view(-1, 1, 1)
         x = torch.sigmoid(self.linear(u_t))  # eq. 1: (B, F) -> (B, H)
         y = self._augment(x, self.read(state))  # eq. 2, reads M_{t-1}
         a, g = self._write(u_t, x)
-        return y, self._decays(a) * state + self._inputs(g)  # eq. 11
+        return y, NMNState(self._decays(a) * state + self._inputs(g))  # eq. 11
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
