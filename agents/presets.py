@@ -71,9 +71,11 @@ AGENTS: dict[str, AgentSpec] = {
 
 #: Per-agent defaults, used for any env without its own preset.
 DEFAULTS: dict[str, dict[str, Any]] = {
+    # MemoryPPO's own defaults, spelled out so config.json shows them; batch_size 512 is
+    # 4 whole env sequences of n_steps per minibatch.
     "memory-ppo": dict(memory="hopfield", total_timesteps=100_000, n_envs=8,
-                       agent_kwargs=dict(n_steps=128, batch_size=256, n_epochs=4,
-                                         learning_rate=1e-3, ent_coef=0.01, gamma=0.99)),
+                       agent_kwargs=dict(n_steps=128, batch_size=512, n_epochs=10,
+                                         learning_rate=3e-4, ent_coef=0.0, gamma=0.99)),
     "ppo": dict(total_timesteps=100_000, n_envs=8,
                 agent_kwargs=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=3e-4)),
     "dqn": dict(total_timesteps=100_000, n_envs=4, memory_kwargs=dict(window=16),
@@ -85,7 +87,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Per-(env, agent) presets over :data:`DEFAULTS`. ``agent_kwargs`` / ``memory_kwargs`` merge.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "memagent/TMaze-v0": {
-        "memory-ppo": dict(total_timesteps=60_000, n_envs=8),
+        "memory-ppo": dict(total_timesteps=40_000, n_envs=8),
         "ppo": dict(total_timesteps=60_000),
         "dqn": dict(total_timesteps=60_000, memory_kwargs=dict(window=16)),
     },
@@ -215,9 +217,40 @@ def _policy_for(venv) -> str:
     return "CnnPolicy" if is_image_space(venv.observation_space) else "MlpPolicy"
 
 
+def algo_kwargs(agent_kwargs: dict) -> dict:
+    """``agent_kwargs`` with rl-zoo's ``"lin_X"`` strings turned into linear schedules X -> 0.
+
+    ``{"learning_rate": "lin_1e-3"}`` decays the learning rate linearly to 0 over the run
+    (also for ``clip_range``, ``ent_coef`` is not a schedule in SB3 and stays a number).
+    """
+    out = dict(agent_kwargs)
+    for key, value in agent_kwargs.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            try:
+                start = float(value[4:])
+            except ValueError:
+                raise ValueError(f"agent_kwargs {key}={value!r}: lin_ must be followed by a "
+                                 "number, e.g. 'lin_3e-4'") from None
+            out[key] = _Linear(start)
+    return out
+
+
+class _Linear:
+    """``progress_remaining * start`` (SB3 schedules get progress_remaining from 1 to 0)."""
+
+    def __init__(self, start: float):
+        self.start = start
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.start
+
+    def __repr__(self) -> str:
+        return f"lin_{self.start:g}"
+
+
 def _build_sb3(config, venv, policy_kwargs, **common):
     cls = AGENTS[config.agent].model_class()
-    kwargs = dict(config.agent_kwargs)
+    kwargs = algo_kwargs(config.agent_kwargs)
     if policy_kwargs:
         kwargs["policy_kwargs"] = {**policy_kwargs, **kwargs.get("policy_kwargs", {})}
     elif config.agent == "ppo" and config.memory_kwargs:
@@ -227,7 +260,7 @@ def _build_sb3(config, venv, policy_kwargs, **common):
 
 def _build_memory_ppo(config, venv, policy_kwargs, **common):
     cls = AGENTS["memory-ppo"].model_class()
-    kwargs = dict(config.agent_kwargs)
+    kwargs = algo_kwargs(config.agent_kwargs)
     pk = {"memory": config.memory, "memory_kwargs": dict(config.memory_kwargs),
           **kwargs.pop("policy_kwargs", {})}
     return cls(_policy_for(venv), venv, policy_kwargs=pk, **kwargs, **common)
