@@ -175,14 +175,31 @@ def _write(frames: list[np.ndarray], out: str, kind: str, fps: float) -> None:
                 writer.append_data(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2])
 
 
+def _render_man(run_dir: Path, args) -> int:
+    """MAN's memory is a picture of every state: imagined | real screens (``memagent imagine``)."""
+    from memagent.commands import imagine
+    from memagent.runs import read_config
+
+    if not str(args.out).lower().endswith(".png"):
+        raise CLIError("the man agent renders its imagined screen of every state as one "
+                       f"picture: pass --out FILE.png (got {args.out!r})")
+    config = read_config(run_dir)
+    return imagine.run(argparse.Namespace(
+        env=args.env or config.env_id, out=args.out, run=str(run_dir / "man"), save_run=None,
+        device="cpu", seed=config.seed if args.seed is None else args.seed, judge_steps=0,
+        show=False))
+
+
 def render(args: argparse.Namespace) -> int:
     from memagent.commands.evaluate import raw_reward
-    from memagent.runs import check_run_dir, load_run
+    from memagent.runs import check_run_dir, load_run, read_config
 
+    run_dir = check_run_dir(args.run_dir)
+    if read_config(run_dir).agent == "man":
+        return _render_man(run_dir, args)
     kind = _out_kind(args.out)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    run_dir = check_run_dir(args.run_dir)
     config, model, venv = load_run(run_dir, env_id=args.env, seed=args.seed, render=True)
     base = venv.unwrapped
     obs, state = venv.reset(), None
