@@ -41,22 +41,14 @@ starts), so a whole sequence runs at once with a log-depth parallel scan
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, nn
 
 WRITES = ("neighbours", "external")
 
 
-class NMNState(NamedTuple):
-    """What an :class:`NMNLayer` carries between steps (a tuple of tensors, batch on dim 0)."""
-
-    memory: Tensor  # (B, H, state_dim): every neuron's memory bank
-
-
 def _memory(state) -> Tensor:
-    """The bank tensor of an ``NMNState``, a 1-tuple or a bare tensor."""
+    """The bank tensor ``(B, H, state_dim)``, also from a 1-tuple ``(M,)`` (a core's state)."""
     return state if isinstance(state, Tensor) else state[0]
 
 
@@ -104,8 +96,8 @@ class NMNLayer(nn.Module):
     :param straight_through: pass gradients through the rounding ``[x_j]`` (not in the paper).
     :param bias: whether eq. 1 has the bias ``b``.
 
-    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; the state is an :class:`NMNState` whose
-    ``memory`` is ``(B, H, state_dim)`` (a bare tensor is accepted too).
+    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; the state is the memory banks
+    ``M (B, H, state_dim)`` (a 1-tuple ``(M,)``, a policy core's state, is accepted too).
     """
 
     def __init__(self, in_features: int, out_features: int, tau: int = 2, gamma: float = 0.9,
@@ -154,12 +146,11 @@ class NMNLayer(nn.Module):
         """The decay in use: ``gamma`` while training, ``gamma_eval`` in eval mode."""
         return self.gamma if self.training or self.gamma_eval is None else float(self.gamma_eval)
 
-    def initial_state(self, batch_size: int, device=None) -> NMNState:
-        """Empty memory banks: ``memory (B, H, state_dim)``."""
-        return NMNState(torch.zeros(
-            batch_size, self.out_features, self.state_dim,
-            device=device if device is not None else self.linear.weight.device,
-            dtype=self.linear.weight.dtype))
+    def initial_state(self, batch_size: int, device=None) -> Tensor:
+        """Empty memory banks ``(B, H, state_dim)``."""
+        return torch.zeros(batch_size, self.out_features, self.state_dim,
+                           device=device if device is not None else self.linear.weight.device,
+                           dtype=self.linear.weight.dtype)
 
     def _write(self, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
         """Decay factor and new memory for neuron outputs ``x (..., H)`` and inputs ``u (..., F)``.
@@ -204,12 +195,12 @@ class NMNLayer(nn.Module):
         return torch.cat([g, g], dim=-1) if self.floor > 0 else g
 
     # ---- running ------------------------------------------------------------------------
-    def forward(self, u: Tensor, state: NMNState | Tensor | None = None,
-                episode_starts: Tensor | None = None) -> tuple[Tensor, NMNState]:
+    def forward(self, u: Tensor, state: Tensor | None = None,
+                episode_starts: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Run a whole sequence with a parallel scan.
 
         :param u: inputs ``(T, B, F)``.
-        :param state: the memory banks before step 0; empty if ``None``.
+        :param state: the memory banks ``(B, H, state_dim)`` before step 0; empty if ``None``.
         :param episode_starts: ``(T, B)``, 1 where the memory is emptied before step t.
         :return: ``y (T, B, output_dim)`` and the state after step T.
         """
@@ -229,10 +220,10 @@ class NMNLayer(nn.Module):
             keep = (1.0 - episode_starts.to(x.dtype)).view(T, B, 1, 1)
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
-        return self._augment(x, self.read(before)), NMNState(states[-1])
+        return self._augment(x, self.read(before)), states[-1]
 
-    def step(self, u_t: Tensor, state: NMNState | Tensor | None = None,
-             episode_start: Tensor | None = None) -> tuple[Tensor, NMNState]:
+    def step(self, u_t: Tensor, state: Tensor | None = None,
+             episode_start: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """One step: ``u_t (B, F)``, the state, ``episode_start (B,)`` (1: empty the memory first).
 
         :return: ``y_t (B, output_dim)`` and the new state.
@@ -245,7 +236,7 @@ class NMNLayer(nn.Module):
         x = torch.sigmoid(self.linear(u_t))  # eq. 1: (B, F) -> (B, H)
         y = self._augment(x, self.read(state))  # eq. 2, reads M_{t-1}
         a, g = self._write(u_t, x)
-        return y, NMNState(self._decays(a) * state + self._inputs(g))  # eq. 11
+        return y, self._decays(a) * state + self._inputs(g)  # eq. 11
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

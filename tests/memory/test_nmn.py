@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from memagent.memory.nmn import NMNLayer, NMNState, linear_scan
+from memagent.memory.nmn import NMNLayer, linear_scan
 
 
 def _identity_layer(**kwargs) -> NMNLayer:
@@ -25,7 +25,7 @@ def test_eq11_and_eq2_by_hand_neighbours():
     layer = _identity_layer(tau=2, gamma=0.5)
     x = [0.8, 0.3, 0.6]  # rounded: fires [1, 0, 1]
     m0 = torch.arange(24, dtype=torch.double).view(1, 3, 8) / 10
-    y, (m1,) = layer.step(_logit(x), m0)
+    y, m1 = layer.step(_logit(x), m0)
     # eq. 2 reads the memory before the write: [x_1, x_1 M_1, x_2, x_2 M_2, x_3, x_3 M_3]
     expected_y = torch.cat([torch.cat([torch.tensor([x[j]], dtype=torch.double), x[j] * m0[0, j]]) for j in range(3)])
     torch.testing.assert_close(y[0], expected_y.double(), rtol=0, atol=1e-12)
@@ -45,7 +45,7 @@ def test_external_write_records_input_on_firing():
     layer = _identity_layer(write="external", gamma=0.25)
     u = _logit([0.9, 0.2, 0.7])  # fires [1, 0, 1]
     m0 = torch.ones(1, 3, 3, dtype=torch.double)
-    _, (m1,) = layer.step(u, m0)
+    _, m1 = layer.step(u, m0)
     torch.testing.assert_close(m1[0, 0], 0.25 + u[0])
     torch.testing.assert_close(m1[0, 1], torch.ones(3, dtype=torch.double))
     torch.testing.assert_close(m1[0, 2], 0.25 + u[0])
@@ -54,7 +54,7 @@ def test_external_write_records_input_on_firing():
 def test_addressed_variant_by_hand_and_sizes():
     layer = _identity_layer(tau=2, gamma=0.5, addressed=True)
     x = [0.8, 0.3, 0.6]
-    _, (m1,) = layer.step(_logit(x), layer.initial_state(1))
+    _, m1 = layer.step(_logit(x), layer.initial_state(1))
     # neuron 0's window of rounded outputs (r2, r0, r1) = (1, 1, 0) as pairs (1 - r_i, r_i)
     torch.testing.assert_close(m1[0, 0], torch.tensor([0, 1, 0, 1, 1, 0]).double())
     # neuron 1 did not fire and kept its (empty) memory: window (r0, r1, r2) = (1, 0, 1)
@@ -77,15 +77,15 @@ def test_sequence_mode_equals_step_mode_with_resets(kwargs):
     u = 3 * torch.randn(T, B, 4, dtype=torch.double)
     starts = torch.zeros(T, B, dtype=torch.double)
     starts[0, 0] = starts[5, 1] = starts[6, 1] = starts[11, 2] = starts[16, 0] = 1
-    s0 = NMNState(torch.rand(B, 5, layer.state_dim, dtype=torch.double))
+    s0 = torch.rand(B, 5, layer.state_dim, dtype=torch.double)
     y, s_T = layer(u, s0, starts)
-    assert isinstance(s_T, NMNState) and s_T.memory.shape == (B, 5, layer.state_dim)
+    assert s_T.shape == (B, 5, layer.state_dim)
     state, ys = s0, []
     for t in range(T):
         y_t, state = layer.step(u[t], state, starts[t])
         ys.append(y_t)
     torch.testing.assert_close(y, torch.stack(ys), rtol=0, atol=1e-10)
-    torch.testing.assert_close(s_T.memory, state.memory, rtol=0, atol=1e-10)
+    torch.testing.assert_close(s_T, state, rtol=0, atol=1e-10)
     # a reset really forgets: env 1 after its reset at t=6 equals a fresh run from t=6
     y_fresh, _ = layer(u[6:, 1:2], None)
     torch.testing.assert_close(y[6:, 1:2], y_fresh, rtol=0, atol=1e-10)
@@ -108,14 +108,14 @@ def test_linear_scan_matches_loop_and_underflow_is_safe():
 def test_eval_decay_schedule_and_floor():
     layer = _identity_layer(write="external", gamma=0.5, gamma_eval=1.0)
     u = _logit([0.9, 0.9, 0.9]).expand(4, 1, 3)
-    _, (m_train,) = layer(u)
+    _, m_train = layer(u)
     layer.eval()
-    _, (m_eval,) = layer(u)
+    _, m_eval = layer(u)
     # training: 0.5^3 + 0.5^2 + 0.5 + 1 of u; eval (retained): 4 u
     torch.testing.assert_close(m_train[0, 0], 1.875 * u[0, 0])
     torch.testing.assert_close(m_eval[0, 0], 4 * u[0, 0])
     floored = _identity_layer(write="external", gamma=0.5, floor=0.2)
-    _, (s,) = floored(u)
+    _, s = floored(u)
     assert s.shape == (1, 3, 6)
     torch.testing.assert_close(floored.read(s)[0, 0], (0.2 * 4 + 0.8 * 1.875) * u[0, 0])
 
