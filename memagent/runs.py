@@ -118,7 +118,7 @@ def check_config_dict(values: dict, source: str) -> dict:
 def load_config_file(path: str | Path) -> dict:
     """Read a JSON (``.json``) or TOML (``.toml``) file of :class:`TrainConfig` keys."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     text = path.read_text()
     try:
