@@ -195,13 +195,16 @@ def make_venv(config, n_envs: int | None = None, seed: int | None = None, render
         venv = DummyVecEnv([make])
         venv.seed(seed)
         return venv
-    if config.env_id.startswith("memagent/"):
-        from memagent.envs import make_vec
+    try:
+        if config.env_id.startswith("memagent/"):
+            from memagent.envs import make_vec
 
-        return make_vec(config.env_id, n, seed=seed, **kwargs)
-    from stable_baselines3.common.env_util import make_vec_env
+            return make_vec(config.env_id, n, seed=seed, **kwargs)
+        from stable_baselines3.common.env_util import make_vec_env
 
-    return make_vec_env(config.env_id, n_envs=n, seed=seed, env_kwargs=kwargs)
+        return make_vec_env(config.env_id, n_envs=n, seed=seed, env_kwargs=kwargs)
+    except TypeError as err:  # a misspelt key in env_kwargs
+        raise ValueError(f"{config.env_id}: {err} (check env_kwargs in the config file)") from None
 
 
 def wrap_venv(config, venv, norm_path=None, training: bool = True):
@@ -326,8 +329,12 @@ BUILDERS: dict[str, Callable[..., Any]] = {
 
 def build_model(config, venv, policy_kwargs, device, tensorboard_log=None):
     """A fresh model for ``config`` on ``venv`` (already wrapped by :func:`wrap_venv`)."""
-    return BUILDERS[config.agent](config, venv, policy_kwargs, seed=config.seed, device=device,
-                                  tensorboard_log=tensorboard_log, verbose=0)
+    try:
+        return BUILDERS[config.agent](config, venv, policy_kwargs, seed=config.seed, device=device,
+                                      tensorboard_log=tensorboard_log, verbose=0)
+    except TypeError as err:  # a misspelt key in agent_kwargs / memory_kwargs
+        raise ValueError(f"{config.agent}: {err} (check agent_kwargs and memory_kwargs in the "
+                         "config file)") from None
 
 
 def load_model(config, path, venv, device="cpu"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -86,7 +87,7 @@ def train(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise CLIError(f"run folder {str(run_dir)!r} already exists and is not empty; "
                            "pick another --run-dir or continue it with --resume")
-    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.device):
         raise CLIError(f"--device must be auto, cpu or cuda[:i], got {config.device!r}")
     if config.agent == "man":
         return _run_man(config, run_dir)
