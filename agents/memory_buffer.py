@@ -114,7 +114,7 @@ class MemoryRolloutBuffer:
             idx = order[start:start + envs_per_batch]
             b = len(idx)
 
-            def flat(x: th.Tensor) -> th.Tensor:
+            def flat(x: th.Tensor, idx=idx, b=b) -> th.Tensor:
                 return x[:, idx].reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
 
             yield MemoryRolloutSamples(

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from memagent.agents.memory_buffer import MemoryRolloutBuffer
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -27,7 +28,6 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from memagent.agents.memory_buffer import MemoryRolloutBuffer
 from memagent.policies import MemoryActorCriticCnnPolicy, MemoryActorCriticPolicy
 
 SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")

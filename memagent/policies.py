@@ -69,8 +69,13 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"memory core {type(core).__name__} reads input_dim="
                              f"{getattr(core, 'input_dim', None)} but the features extractor gives "
                              f"{self.features_dim}; build the core with input_dim={self.features_dim}")
-        with th.no_grad():  # a dry run: does the core give what it says?
-            y, _ = core(th.zeros(1, 1, self.features_dim), core.initial_state(1), th.ones(1, 1))
+        try:  # a dry run: does the core give what it says?
+            with th.no_grad():
+                y, _ = core(th.zeros(1, 1, self.features_dim), core.initial_state(1), th.ones(1, 1))
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"memory core {type(core).__name__} (input_dim={self.features_dim}, "
+                             f"output_dim={core.output_dim}) failed on a (1, 1, {self.features_dim}) "
+                             f"input: {err}; check its memory_kwargs and output_dim") from err
         if y.shape != (1, 1, core.output_dim):
             raise ValueError(f"memory core {type(core).__name__} declares output_dim={core.output_dim} "
                              f"but returned outputs of shape {tuple(y.shape)} for x of shape "
@@ -110,8 +115,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
                                                    episode_starts.view(1, -1).float())
         if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
             log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
-            actions = (log_p.argmax(-1) if deterministic
-                       else th.multinomial(log_p.exp(), 1).squeeze(-1))  # (B,)
+            if deterministic:
+                actions = log_p.argmax(-1)  # (B,)
+            else:  # inverse-CDF sampling: one uniform per env (torch.multinomial is slower here)
+                u = th.rand(log_p.shape[0], 1, device=log_p.device)
+                actions = (log_p.exp().cumsum(-1) < u).sum(-1).clamp(max=log_p.shape[-1] - 1)
             return actions, self.value_net(latent_vf), log_p.gather(-1, actions[:, None])[:, 0], state
         distribution = self._get_action_dist_from_latent(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)

@@ -126,33 +126,37 @@ class HopfieldCore(MemoryCore):
 class NMNCore(MemoryCore):
     """The neural memory network layer as a policy core (a memory bank per hidden neuron).
 
+    State ``(M,)``: the memory banks ``(B, hidden_size, state_dim)`` of
+    :class:`memagent.memory.nmn.NMNLayer`, computed over a sequence with its parallel scan.
+
     :param input_dim: size of the input features ``F``.
     :param hidden_size: neurons (each with its memory bank); the output size is the layer's
-        ``output_dim``.
-    :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``, ...).
+        ``output_dim = hidden_size * (1 + mem_dim)``.
+    :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``,
+        ``write``, ``addressed``, ...). Keep ``gamma_eval`` unset under PPO: rollouts run the
+        policy in eval mode and training in train mode, and both must decay alike.
     """
 
-    def __init__(self, input_dim: int, hidden_size: int = 64, **kwargs):
+    state_batch_dim = 0
+
+    def __init__(self, input_dim: int, hidden_size: int = 32, **kwargs):
         super().__init__()
         from memagent.memory.nmn import NMNLayer
 
         self.input_dim = int(input_dim)
         self.layer = NMNLayer(self.input_dim, hidden_size, **kwargs)
         self.output_dim = int(self.layer.output_dim)
-        one, two = self.layer.initial_state(1), self.layer.initial_state(2)
-        self.state_batch_dim = next(d for d, (a, b) in enumerate(zip(one[0].shape, two[0].shape))
-                                    if a != b)
         self._last: Tensor | None = None
 
     def initial_state(self, batch_size: int, device=None) -> State:
-        return tuple(self.layer.initial_state(batch_size, device))
+        return (self.layer.initial_state(batch_size, device),)
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
-        y, state = self.layer(x, state, episode_starts)
-        self._last = state[0].detach()
-        return y, tuple(state)
+        y, banks = self.layer(x, state[0], episode_starts)
+        self._last = banks.detach()
+        return y, (banks,)
 
     def inspect(self) -> dict[str, np.ndarray]:
-        """``bank (..)``: the first state tensor (the memory banks) after the last forward."""
-        return {} if self._last is None else {"bank": self._last.cpu().numpy()}
+        """``bank (B, hidden_size, mem_dim)``: each neuron's memory after the last forward."""
+        return {} if self._last is None else {"bank": self.layer.read(self._last).cpu().numpy()}

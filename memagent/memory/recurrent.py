@@ -7,8 +7,9 @@ RecurrentPPO loops per step). Cores:
 
 - ``"lstm"``, ``"gru"``: torch's cuDNN-capable :class:`torch.nn.LSTM` / :class:`torch.nn.GRU`.
   Episode resets split each env's sequence into segments at its episode starts; the
-  segments are padded into ``(L, S, F)``, packed (``pack_padded_sequence``) and run in one
-  call, the first segment of each env from the carried state, the others from zeros.
+  segments are padded into ``(L, S, F)`` and run in one call, the first segment of each env
+  from the carried state, the others from zeros (the final state comes from the last
+  output, or from a packed rerun of each env's last segment for an LSTM).
 - ``"nmn"``: the neural memory network layer (Biggs & Nuttall, eq. 1, 2, 8, 11), a memory
   bank per hidden neuron, computed over the sequence with a parallel scan
   (:class:`memagent.memory.nmn.NMNLayer`); see :mod:`memagent.memory.episodic`.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence
 
 State = tuple[Tensor, ...]
 
@@ -132,11 +133,18 @@ class _RNNCore(MemoryCore):
             z = s.new_zeros(s.shape[0], n_seg, s.shape[2])
             z[:, first] = s * keep
             h0.append(z)
-        packed = pack_padded_sequence(padded, lengths.cpu(), enforce_sorted=False)
-        out, h_n = self._run(packed, tuple(h0))
-        out, _ = pad_packed_sequence(out, total_length=max_len)  # (L, S, H)
+        # One padded call (padding only after each segment's end, so every valid output is
+        # exact): torch's fused kernels (mkldnn LSTM on CPU, cuDNN) are much faster unpacked.
+        out, _ = self._run(padded, tuple(h0))  # (L, S, H)
         y = out[pos, seg].view(B, T, -1).transpose(0, 1)  # (B*T, H) -> (B, T, H) -> (T, B, H)
-        return y, tuple(h[:, last] for h in h_n)
+        if isinstance(self.rnn, nn.GRU) and self.num_layers == 1:
+            return y, (y[-1:],)  # a 1-layer GRU's state is its last output
+        # the state after step T-1: rerun each env's last segment, packed, from its own start
+        last_len = lengths[last]  # (B,)
+        h_last = tuple(h[:, last] for h in h0)
+        packed = pack_padded_sequence(padded[:, last], last_len.cpu(), enforce_sorted=False)
+        _, h_n = self._run(packed, h_last)
+        return y, h_n
 
 
 class LSTMCore(_RNNCore):

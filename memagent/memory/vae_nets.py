@@ -53,20 +53,32 @@ class MLPDecoder(nn.Module):
         return self.net(_cat(z, c)).view(-1, *self.item_shape)  # (B, D) -> (B, *item_shape)
 
 
-class ConvEncoder(nn.Module):
-    """Channels-last images (B, H, W, C) -> ``(mu, logvar)``: stride-2 4x4 convs down to 4 x 4."""
+def _n_layers(item_shape, channels, stem: int) -> int:
+    """Conv layers from ``item_shape`` down to 4 x 4: one stride-``stem`` layer, then stride 2."""
+    height, width = item_shape[:2]
+    n = 1 + int(math.log2(max(height // (4 * stem), 1)))
+    if stem not in (2, 4) or height != width or height != 4 * stem * 2 ** (n - 1) \
+            or len(channels) < n:
+        raise ValueError(f"conv networks take square images of 4 * stem * 2**k pixels "
+                         f"(stem 2 or 4) with len(channels) >= k + 1, got item_shape="
+                         f"{tuple(item_shape)}, stem={stem}, channels={tuple(channels)}; "
+                         "use arch='mlp' for other shapes")
+    return n
 
-    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64)):
+
+class ConvEncoder(nn.Module):
+    """Channels-last images (B, H, W, C) -> ``(mu, logvar)``: a stride-``stem`` conv (4x4
+    kernel; ``stem=4`` is a cheap patchify for 64 x 64 screens), then stride-2 4x4 convs down
+    to 4 x 4."""
+
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64),
+                 stem: int = 2):
         super().__init__()
-        height, width, in_ch = item_shape
-        n_down = int(math.log2(height // 4))
-        if height != width or height != 4 * 2 ** n_down or len(channels) < n_down:
-            raise ValueError(f"conv networks take square images of 4 * 2**k pixels with "
-                             f"len(channels) >= k, got item_shape={tuple(item_shape)}, "
-                             f"channels={tuple(channels)}; use arch='mlp' for other shapes")
-        layers, ch = [], in_ch
-        for out in channels[:n_down]:
-            layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.ReLU()]
+        n = _n_layers(item_shape, channels, stem)
+        layers, ch = [], item_shape[2]
+        for i, out in enumerate(channels[:n]):
+            layers += [nn.Conv2d(ch, out, 4, stem if i == 0 else 2, 0 if i == 0 and stem == 4 else 1),
+                       nn.ReLU()]
             ch = out
         self.conv = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Sequential(nn.Linear(ch * 16 + cond_dim, 256), nn.ReLU(),
@@ -79,12 +91,14 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """``(z, c) -> logits`` (B, H, W, C): a 4 x 4 map upsampled by stride-2 transposed convs."""
+    """``(z, c) -> logits`` (B, H, W, C): a 4 x 4 map upsampled by stride-2 transposed convs
+    (the last of stride ``stem``)."""
 
-    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64)):
+    def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64),
+                 stem: int = 2):
         super().__init__()
-        height, _, out_ch = item_shape
-        n_up = int(math.log2(height // 4))
+        out_ch = item_shape[2]
+        n_up = _n_layers(item_shape, channels, stem)
         chans = list(reversed(channels[:n_up]))        # e.g. [64, 64, 64, 32]
         self.start = chans[0]
         self.fc = nn.Sequential(nn.Linear(latent_dim + cond_dim, 256), nn.ReLU(),
@@ -93,7 +107,8 @@ class ConvDecoder(nn.Module):
         for i, ch in enumerate(chans):
             last = i == len(chans) - 1
             out = out_ch if last else chans[i + 1]
-            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+            layers.append(nn.ConvTranspose2d(ch, out, 4, stem, 0) if last and stem == 4
+                          else nn.ConvTranspose2d(ch, out, 4, 2, 1))
             if not last:
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers)
