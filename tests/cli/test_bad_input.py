@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.cli.helpers import memagent
+from .helpers import memagent
 
 
 def one_line_error(res, command: str) -> str:

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.cli.helpers import memagent, train_env
+from .helpers import memagent, train_env
 
 STEPS = 1024
 
