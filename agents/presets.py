@@ -97,8 +97,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 #: Per-(env, agent) presets over :data:`DEFAULTS`. ``agent_kwargs`` / ``memory_kwargs`` merge.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "memagent/TMaze-v0": {
+        # seeds 0, 1, 2: 100/100 deterministic successes after 40,960 steps (docs/cli.md)
         "memory-ppo": dict(total_timesteps=40_000, n_envs=8),
+        # no memory: stays at chance, the baseline to compare with
         "ppo": dict(total_timesteps=60_000),
+        # runs end to end but does not solve the maze at this budget (docs/cli.md)
         "dqn": dict(total_timesteps=60_000, memory_kwargs=dict(window=16)),
     },
     "CartPole-v1": {
