@@ -271,7 +271,8 @@ class _Progress:
             return
         self.last = now
         rate = (done - self.done0) / max(now - self.t0, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
+        total = max(done, self.progress.tasks[0].total or 0)  # SB3 rounds up to whole rollouts
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f}",
                              success="-" if success is None else f"{success:.2f}")
 
     def close(self) -> None:
