@@ -238,6 +238,7 @@ def _make_callback(config, run_dir, log, progress):
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
+                self.bar.update(self.num_timesteps, log.success_rate(), force=True)
                 self.bar.close()
 
     return RunCallback()
@@ -265,9 +266,9 @@ class _Progress:
         self.t0, self.done0, self.last = time.perf_counter(), done, 0.0
         self.progress.start()
 
-    def update(self, done: int, success: float | None) -> None:
+    def update(self, done: int, success: float | None, force: bool = False) -> None:
         now = time.perf_counter()
-        if now - self.last < 0.25:
+        if now - self.last < 0.25 and not force:
             return
         self.last = now
         rate = (done - self.done0) / max(now - self.t0, 1e-9)
