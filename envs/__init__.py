@@ -50,16 +50,6 @@ def register_envs() -> None:
                          max_episode_steps=max_steps)
 
 
-def env_ids() -> list[str]:
-    """Every registered memagent id."""
-    return list(ENVS)
-
-
-def describe(env_id: str) -> str:
-    """The one-line description of ``env_id``."""
-    return ENVS[env_id][3]
-
-
 def _env_class(env_id: str):
     import gymnasium as gym
 
@@ -97,13 +87,11 @@ def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
     """
     from memagent.envs.vec import GridVecEnv
 
-    spec, cls = _env_class(env_id)
-    engine = cls.engine_cls(n_envs, seed=seed, **{**spec.kwargs, **kwargs})
-    limit = max_episode_steps or engine.max_steps
-    venv = GridVecEnv(engine, limit, render_mode=render_mode)
+    engine = make_engine(env_id, n_envs, seed=seed, **kwargs)
+    venv = GridVecEnv(engine, max_episode_steps or engine.max_steps, render_mode=render_mode)
     if seed is not None:
         venv.seed(seed)
     return venv
 
 
-__all__ = ["ENVS", "describe", "env_ids", "make_engine", "make_vec", "register_envs"]
+__all__ = ["ENVS", "make_engine", "make_vec", "register_envs"]

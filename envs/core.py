@@ -184,12 +184,14 @@ class GridEngine:
         chose = door < n_doors
         return chose, chose & (door == target)
 
-    def _shaped(self, reward: np.ndarray, chose, success, moved_east, on_junction) -> np.ndarray:
-        """Adds ``penalty`` for a wrong door and ``-cost`` for a step in the corridor that does
-        not move east (the shaping that lets a memoryless policy learn to walk)."""
+    def _shaped(self, reward: np.ndarray, a, moved, on_junction, chose, success) -> np.ndarray:
+        """Adds ``penalty`` for a wrong door and ``-cost`` for a step that does not move east,
+        except up/down/east on a junction (the choice): the shaping that lets a memoryless
+        policy learn to walk. Worlds with doors set ``penalty`` and ``cost``."""
         if self.penalty:
             reward += np.float32(self.penalty) * (chose & ~success)
-        reward -= self.cost * ~(moved_east | on_junction)
+        east = a == RIGHT
+        reward -= self.cost * ~((moved & east) | (on_junction & (a != LEFT)))
         return reward
 
     def observe(self, idx: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:

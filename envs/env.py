@@ -43,7 +43,10 @@ class GridEnv(gym.Env):
         return self.engine.observe()[0], self._info()
 
     def step(self, action):
-        reward, terminated, success = self.engine.step(np.asarray(action).reshape(1))
+        a = np.asarray(action)
+        if a.size != 1:
+            raise ValueError(f"action must be one integer in 0..{self.engine.n_actions - 1}, got {action!r}")
+        reward, terminated, success = self.engine.step(a.reshape(1))
         if self.render_mode == "human":
             self.render()
         return (self.engine.observe()[0], float(reward[0]), bool(terminated[0]), False,

@@ -78,7 +78,7 @@ class KeyDoorEngine(GridEngine):
         on_junction = self.flat[self.pos] == JUNCTION
         tile, moved = self._move(a)
         chose, success = self._choice(tile, self.n_colours, self.key)
-        reward = self._shaped(success.astype(np.float32), chose, success, moved & (a == RIGHT), on_junction)
+        reward = self._shaped(success.astype(np.float32), a, moved, on_junction, chose, success)
         return reward, chose, success
 
 
@@ -106,7 +106,8 @@ class KeyDoorEnv(GridEnv):
     ## Rewards
 
     +1 for the key's door, ``penalty`` (0) for another. Shaping: a step that does not move
-    east before the choice column costs ``step_penalty`` (default ``1 / (delay + 3)``).
+    east costs ``step_penalty`` (default ``1 / (delay + 3)``), except up, down or east in the
+    choice column.
 
     ## Starting state
 

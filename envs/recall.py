@@ -44,6 +44,7 @@ class RecallSequenceEngine(GridEngine):
         self.signs = self.cell_index(0, 1 + 2 * np.arange(n)[None, :], env=np.arange(self.n)[:, None])
         self.items = np.zeros((self.n, n), dtype=np.uint8)
         self.stage = np.zeros(self.n, dtype=np.int64)      # junctions passed
+        self._worlds = np.arange(self.n)
         self.start = self.cell_index(1, 1)
         self.cost = np.full(self.n, 1.0 / self.x0 if step_penalty is None else step_penalty,
                             dtype=np.float32)
@@ -64,14 +65,14 @@ class RecallSequenceEngine(GridEngine):
         on_junction = self.flat[self.pos] == JUNCTION
         tile, moved = self._move(a)
         stage = np.minimum(self.stage, self.n_items - 1)
-        chose, right = self._choice(tile, 2, self.items[np.arange(self.n), stage])
+        chose, right = self._choice(tile, 2, self.items[self._worlds, stage])
         self.stage += right
         success = self.stage == self.n_items
         terminated = (chose & ~right) | success
         through = right & ~success                         # through the gate, to the next junction
         self.pos[through] += 2 - self.delta[a[through]]    # back out of the door, then 2 east
         reward = right.astype(np.float32) * np.float32(1.0 / self.n_items)
-        reward = self._shaped(reward, chose, right, moved & (a == RIGHT), on_junction)
+        reward = self._shaped(reward, a, moved, on_junction, chose, right)
         return reward, terminated, success
 
 
@@ -99,8 +100,8 @@ class RecallSequenceEnv(GridEnv):
     ## Rewards
 
     ``1 / n_items`` per correct door (1 in all), ``penalty`` (0) for a wrong one. Shaping: a
-    step that does not move east, off the junctions, costs ``step_penalty`` (default
-    ``1 / (2 * n_items + delay)``).
+    step that does not move east costs ``step_penalty`` (default ``1 / (2 * n_items + delay)``),
+    except the choosing moves (up, down) on a junction.
 
     ## Starting state
 

@@ -1,9 +1,9 @@
 """Tile ids, the vectorised sprite renderer, and the pygame window.
 
-Every frame (pixel observations of all N worlds at once, and ``render()``) is built by one
-gather from a table of precomputed sprites: the sprite of a tile is stored as ``ts`` rows of
-``ts * 3`` bytes, and a batch of tile-id grids ``(M, R, C)`` becomes the index array
-``(M, R, ts, C)`` whose gather is already laid out as ``(M, R*ts, C*ts, 3)``.
+Every frame (pixel observations of all N worlds at once, and ``render()``) is drawn from
+precomputed sprites by :class:`TileRenderer`: each distinct row of tiles becomes a pixel
+strip once (kept in a cache), and a batch of tile-id grids ``(M, R, C)`` is then one
+``np.take`` of whole pixel rows of the strips, already laid out as ``(M, H, W, 3)``.
 
 Sprite ids: ``lit * N_SPRITES + layer * N_TILES + tile`` where ``layer`` is 0 for the bare
 tile and ``1 + heading`` for the tile with the agent (a red triangle) on it, and ``lit``
@@ -216,7 +216,7 @@ class Viewer:
         self.screen = None
         self.font = None
 
-    def show(self, frame: np.ndarray, text: str = "", fps: float | None = None) -> None:
+    def show(self, frame: np.ndarray, text: str = "") -> None:
         pg = self.pygame
         h, w = frame.shape[:2]
         size = (w * self.scale, h * self.scale + (self.text_height if text else 0))

@@ -8,6 +8,8 @@ within a state (distractor objects of random colours, shifts of a few pixels, pi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from memagent.envs.core import (
     FLOOR,
@@ -23,6 +25,70 @@ from memagent.envs.render import AGENT_COLOUR, PALETTE, WALL_COLOUR, triangle_ma
 TURN = np.array([3, 1, 0], dtype=np.uint8)   # heading change of: turn left, turn right, forward
 BACKGROUND = (12, 12, 12)
 ROOM_FLOOR, GOAL_COLOUR = (40, 40, 40), (40, 190, 70)
+
+
+@lru_cache(maxsize=8)
+def screen_tables(width: int, height: int, shift: int, noise: int, s: int) -> dict:
+    """Everything a Screens engine draws from, built once per room shape (deterministic)."""
+    n_positions, map_h, map_w = width * height, height + 2, width + 2
+    n_states = 4 * n_positions
+    ts = min((s - 2 * shift) // map_w, (s - 2 * shift) // map_h)
+    if ts < 6:
+        raise ValueError(f"image_size {s} is too small for a {width}x{height} room; "
+                         "use a larger image_size or a smaller room")
+    origin = ((s - ts * map_h) // 2, (s - ts * map_w) // 2)
+    ps = s + 2 * shift                                   # padded canvas
+    lo = noise                                          # keep colours in [noise, 255 - noise]
+    clip = lambda c: np.clip(np.asarray(c), lo, 255 - lo).astype(np.uint8)  # noqa: E731
+    room = np.empty((ps, ps, 3), dtype=np.uint8)
+    room[:] = clip(BACKGROUND)
+    oy, ox = origin[0] + shift, origin[1] + shift
+    for row in range(map_h):
+        for col in range(map_w):
+            inside = 0 < row <= height and 0 < col <= width
+            colour = ROOM_FLOOR if inside else WALL_COLOUR
+            if (row, col) == (height, width):
+                colour = GOAL_COLOUR
+            cell = room[oy + row * ts:oy + (row + 1) * ts, ox + col * ts:ox + (col + 1) * ts]
+            cell[:] = clip(colour)
+            cell[0, :] = cell[:, 0] = clip(np.asarray(colour) * 0.7)      # cell border
+    canvases = np.repeat(room[None], n_states, axis=0)
+    for sid in range(n_states):
+        d, p = divmod(sid, n_positions)
+        row, col = divmod(p, width)
+        y, x = oy + (row + 1) * ts, ox + (col + 1) * ts
+        canvases[sid, y:y + ts, x:x + ts][triangle_mask(ts, d)] = clip(AGENT_COLOUR)
+    # Pixel rows of every screen, ready to gather: (V noise variants, 2*shift+1 column
+    # shifts, S states, ps canvas rows, s*3 bytes). A screen is one take of s rows: the
+    # row shift and column shift of the screen, a noise variant drawn per row.
+    shifts = 2 * shift + 1
+    bank_rng = np.random.default_rng(12345)             # a fixed bank; rows drawn per screen
+    v = int(np.clip(2 ** 24 // (shifts * canvases.size), 1, 4)) if noise else 1
+    rows = np.empty((v, shifts, n_states, ps, s * 3), dtype=np.uint8)
+    for dx in range(shifts):
+        rows[:, dx] = canvases[:, :, dx:dx + s].reshape(n_states, ps, s * 3)
+    if noise:
+        jitter = bank_rng.integers(-noise, noise + 1, rows.shape, dtype=np.int16)
+        rows[:] = (rows + jitter).astype(np.uint8)       # no wrap: colours kept in range
+    rows = rows.reshape(-1, s * 3)
+    # 1024 patterns of a noise variant per screen row, as row offsets into the table
+    variant_stride = shifts * n_states * ps
+    variant_rows = bank_rng.integers(0, v, (1024, s)) * variant_stride + np.arange(s)
+    # distractors: d x d squares of palette colours on the floor, never on the agent's cell
+    d = max(2, ts // 3)
+    dy, dx = np.divmod(np.arange(d * d), d)
+    dmask = (dy * s + dx).astype(np.int64)
+    pixel = np.dtype((np.void, 3))
+    dcolours = np.array([clip(c) for c in PALETTE], dtype=np.uint8).view(pixel)[:, 0]
+    rows_, cols_ = np.divmod(np.arange(n_positions), width)
+    cell_pixel = (origin[0] + (rows_ + 1) * ts) * s + origin[1] + (cols_ + 1) * ts
+    tables = {"tile_px": ts, "origin": origin, "n_variants": v, "_canvas": canvases,
+              "_canvas_size": ps, "_rows": rows, "_variant_rows": variant_rows, "_dsize": d,
+              "_dmask": dmask, "_pixel": pixel, "_dcolours": dcolours, "_cell_pixel": cell_pixel}
+    for value in tables.values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return tables
 
 
 class ScreensEngine(GridEngine):
@@ -94,57 +160,12 @@ class ScreensEngine(GridEngine):
 
     # -- screens --------------------------------------------------------------------------
     def _screens_setup(self) -> None:
-        s = self.image_size
-        ts = min((s - 2 * self.shift) // self.map_w, (s - 2 * self.shift) // self.map_h)
-        if ts < 6:
-            raise ValueError(f"image_size {s} is too small for a {self.width}x{self.height} room; "
-                             "use a larger image_size or a smaller room")
-        self.tile_px = ts
-        self.origin = ((s - ts * self.map_h) // 2, (s - ts * self.map_w) // 2)
-        ps = s + 2 * self.shift                                   # padded canvas
-        lo = self.noise                                          # keep colours in [noise, 255 - noise]
-        clip = lambda c: np.clip(np.asarray(c), lo, 255 - lo).astype(np.uint8)  # noqa: E731
-        room = np.empty((ps, ps, 3), dtype=np.uint8)
-        room[:] = clip(BACKGROUND)
-        oy, ox = self.origin[0] + self.shift, self.origin[1] + self.shift
-        for row in range(self.map_h):
-            for col in range(self.map_w):
-                inside = 0 < row <= self.height and 0 < col <= self.width
-                colour = ROOM_FLOOR if inside else WALL_COLOUR
-                if (row, col) == (self.height, self.width):
-                    colour = GOAL_COLOUR
-                cell = room[oy + row * ts:oy + (row + 1) * ts, ox + col * ts:ox + (col + 1) * ts]
-                cell[:] = clip(colour)
-                cell[0, :] = cell[:, 0] = clip(np.asarray(colour) * 0.7)      # cell border
-        canvases = np.repeat(room[None], self.n_states, axis=0)
-        for sid in range(self.n_states):
-            d, p = divmod(sid, self.n_positions)
-            row, col = divmod(p, self.width)
-            y, x = oy + (row + 1) * ts, ox + (col + 1) * ts
-            canvases[sid, y:y + ts, x:x + ts][triangle_mask(ts, d)] = clip(AGENT_COLOUR)
-        self._canvas = canvases                                   # (S, ps, ps, 3)
-        self._canvas_size = ps
-        # Pixel rows of every screen, ready to gather: (V noise variants, 2*shift+1 column
-        # shifts, S states, ps canvas rows, s*3 bytes). A screen is one take of s rows: the
-        # row shift and column shift of the screen, a noise variant drawn per row.
-        shifts = 2 * self.shift + 1
-        bank_rng = np.random.default_rng(12345)             # a fixed bank; rows drawn per screen
-        self.n_variants = v = int(np.clip(2 ** 24 // (shifts * canvases.size), 1, 4)) if self.noise else 1
-        rows = np.empty((v, shifts, self.n_states, ps, s * 3), dtype=np.uint8)
-        for dx in range(shifts):
-            rows[:, dx] = canvases[:, :, dx:dx + s].reshape(self.n_states, ps, s * 3)
-        if self.noise:
-            noise = bank_rng.integers(-self.noise, self.noise + 1, rows.shape, dtype=np.int16)
-            rows[:] = (rows + noise).astype(np.uint8)        # no wrap: colours kept in range
-        self._rows = rows.reshape(-1, s * 3)
-        # 1024 patterns of a noise variant per screen row, as row offsets into the table
-        variant_stride = shifts * self.n_states * ps
-        self._variant_rows = (bank_rng.integers(0, v, (1024, s)) * variant_stride + np.arange(s))
-        # distractors: d x d squares of palette colours on the floor, never on the agent's cell
-        self._dsize = d = max(2, ts // 3)
-        dy, dx = np.divmod(np.arange(d * d), d)
-        self._dmask = (dy * s + dx).astype(np.int64)
-        self._dcolours = np.array([clip(c) for c in PALETTE], dtype=np.uint8)
+        tables = screen_tables(self.width, self.height, self.shift, self.noise, self.image_size)
+        self.__dict__.update(tables)   # read-only arrays shared by every engine of this shape
+        self._bounds = np.array([2 * self.shift + 1] * 2 + [len(self._variant_rows)]
+                                + [self.n_positions - 1] * self.n_distractors
+                                + [self.tile_px - self._dsize] * (2 * self.n_distractors)
+                                + [len(self._dcolours)] * self.n_distractors)
 
     def canonical_screen(self, state_id: int) -> np.ndarray:
         """The noise-free screen of a state: no shift, no distractors, no noise."""
@@ -160,29 +181,26 @@ class ScreensEngine(GridEngine):
     def screens(self, state_ids: np.ndarray, rng: np.random.Generator,
                 out: np.ndarray | None = None) -> np.ndarray:
         """Random screens of the given states, ``(M, S, S, 3) uint8`` (written into ``out`` if given)."""
-        s, ps, k = self.image_size, self._canvas_size, self.shift
+        s, ps, k, n_d = self.image_size, self._canvas_size, self.shift, self.n_distractors
         state_ids = np.asarray(state_ids, dtype=np.int64)
         m = len(state_ids)
-        dy, dx = rng.integers(0, 2 * k + 1, (2, m))
+        # every random choice of a screen from one draw: (M, 3 + 4 n_d) -> integers below _bounds
+        u = (rng.random((m, 3 + 4 * n_d)) * self._bounds).astype(np.int64)
+        dy, dx, pattern = u[:, 0], u[:, 1], u[:, 2]
         # (M,) -> row ids (M, S) into the (V, shifts, S, ps) row table -> take (M, S, S*3),
         # a noise variant for every row
         first_row = (dx * self.n_states + state_ids) * ps + dy                 # (M,) in variant 0
-        rows = self._variant_rows[rng.integers(0, len(self._variant_rows), m)] + first_row[:, None]
+        rows = self._variant_rows[pattern] + first_row[:, None]
         if out is None:
             out = np.empty((m, s, s, 3), dtype=np.uint8)
         np.take(self._rows, rows, axis=0, out=out.reshape(m, s, s * 3), mode="clip")
-        if self.n_distractors:
-            n_d, ts, d = self.n_distractors, self.tile_px, self._dsize
-            pos = state_ids % self.n_positions
-            cell = rng.integers(0, self.n_positions - 1, (m, n_d))
-            cell += cell >= pos[:, None]                        # never on the agent's cell
-            row, col = np.divmod(cell, self.width)
-            off = rng.integers(0, ts - d, (2, m, n_d))
-            y = self.origin[0] + (row + 1) * ts + off[0] + (dy - k)[:, None]
-            x = self.origin[1] + (col + 1) * ts + off[1] + (dx - k)[:, None]
-            pix = ((np.arange(m) * s * s)[:, None] + y * s + x)[..., None] + self._dmask   # (M, n_d, d*d)
-            colour = self._dcolours[rng.integers(0, len(self._dcolours), (m, n_d))]
-            out.reshape(-1, 3)[pix] = colour[:, :, None, :]
+        if n_d:
+            cell, oy, ox, colour = u[:, 3:].reshape(m, 4, n_d).transpose(1, 0, 2)   # (M, n_d) each
+            cell += cell >= (state_ids % self.n_positions)[:, None]   # never on the agent's cell
+            shift = np.arange(m) * (s * s) + (dy - k) * s + (dx - k)    # (M,) frame + shift, in pixels
+            corner = self._cell_pixel[cell] + oy * s + ox + shift[:, None]
+            pixels = out.reshape(-1, 3).view(self._pixel)[:, 0]         # one 3-byte item per pixel
+            pixels[corner[..., None] + self._dmask] = self._dcolours[colour][..., None]   # (M, n_d, d*d)
         return out
 
     def render_frame(self, env: int = 0, tile_size: int = 16) -> np.ndarray:

@@ -94,7 +94,7 @@ class TMazeEngine(GridEngine):
         tile, moved = self._move(a)
         self.flat[self.sign] = WALL                  # the cue is shown only in the first observation
         chose, success = self._choice(tile, self.n_cues, self.cue)
-        reward = self._shaped(success.astype(np.float32), chose, success, moved & (a == RIGHT), on_junction)
+        reward = self._shaped(success.astype(np.float32), a, moved, on_junction, chose, success)
         return reward, chose, success
 
 
@@ -130,8 +130,9 @@ class TMazeEnv(GridEnv):
     ## Rewards
 
     +1 for entering the door of the cue, ``penalty`` (default 0) for another door. Shaping:
-    every step that does not move the agent east while it is in the corridor (not on the
-    junction) costs ``step_penalty`` (default ``1 / length``, ``0`` turns it off), so a
+    every step that does not move the agent east costs ``step_penalty`` (default
+    ``1 / length``, ``0`` turns it off), except the choosing moves on the junction (up, down,
+    east; a step back west costs too), so a
     memoryless agent learns to walk the corridor quickly and only the choice needs memory.
     The best return is 1.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 
@@ -35,6 +36,20 @@ class GridVecEnv(VecEnv):
         self.t_start = time.time()
         self._actions = None
         self._viewer = None
+        self._pool: list[np.ndarray] = []     # observation arrays handed out before
+
+    def _obs_array(self) -> np.ndarray:
+        """A fresh-looking observation array: one handed out before that nothing references
+        any more (refcount: the pool, the loop variable, getrefcount's argument), else a new
+        one. A 64 x 64 pixel batch of 4096 worlds is 50 MB; reusing its pages instead of
+        faulting in new ones doubles the frame rate, and nobody can see the reuse."""
+        for arr in self._pool:
+            if sys.getrefcount(arr) == 3:
+                return arr
+        arr = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.uint8)
+        if len(self._pool) < 4:
+            self._pool.append(arr)
+        return arr
 
     def _infos(self) -> list[dict]:
         arrays = self.engine.info_arrays()
@@ -55,7 +70,7 @@ class GridVecEnv(VecEnv):
         self.engine.reset()
         self.ep_return[:] = 0.0
         self.reset_infos = self._infos()
-        return self.engine.observe()
+        return self.engine.observe(out=self._obs_array())
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -65,7 +80,7 @@ class GridVecEnv(VecEnv):
         reward, terminated, success = eng.step(self._actions)
         self.ep_return += reward
         done = terminated | (eng.t >= self.max_episode_steps)
-        obs = eng.observe()
+        obs = eng.observe(out=self._obs_array())
         infos = self._infos()
         if done.any():
             idx = np.flatnonzero(done)

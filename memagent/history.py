@@ -101,8 +101,7 @@ class ObservationHistory(VecEnvWrapper):
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
         self._head = (self._head + 1) % self.window
-        self._data[:, self._head] = 0  # the slot that falls out of every window
-        self._write(obs)
+        self._write(obs)  # over the oldest slot, which leaves every window
         self.episode_steps += 1
         done_envs = np.flatnonzero(dones)
         for i in done_envs:

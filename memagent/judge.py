@@ -1,9 +1,10 @@
 """Judges for imagined samples: classifiers trained on real data, never on the memories.
 
 MAN's claim (§4) is that the long-term memory imagines recognisable samples of a class it
-was asked for. A judge measures it without trusting the memory: a logistic regression
-trained on *real* items (digits, or screens average-pooled to ``pool x pool`` blocks) predicts
-the class of every imagined item; the score is the share recognised as the class asked for.
+was asked for. A judge measures it without trusting the memory: a linear classifier
+(logistic or ridge regression) trained on *real* items (digits, or screens average-pooled in
+``pool x pool`` blocks) predicts the class of every imagined item; the score is the share
+recognised as the class asked for.
 """
 
 from __future__ import annotations
@@ -25,24 +26,29 @@ def _features(images: np.ndarray, item_ndim: int, pool: int) -> np.ndarray:
 class Judge:
     """A classifier of items trained on real ones.
 
-    :param pool: average-pooling block for channels-last images (64 x 64 screens -> 16 x 16
-        with ``pool=4``); ignored for vectors and 2-D images.
+    :param pool: average-pooling block for channels-last images (64 x 64 screens -> 32 x 32
+        with ``pool=2``); ignored for vectors and 2-D images.
+    :param classifier: ``"logistic"`` (scikit-learn's LogisticRegression) or ``"ridge"``
+        (RidgeClassifier: a closed-form fit, seconds on thousands of screens).
     :param seed: the classifier's seed.
     """
 
-    def __init__(self, pool: int = 4, seed: int = 0):
-        self.pool, self.seed = int(pool), seed
+    def __init__(self, pool: int = 2, classifier: str = "logistic", seed: int = 0):
+        if classifier not in ("logistic", "ridge"):
+            raise ValueError(f"classifier must be 'logistic' or 'ridge', got {classifier!r}")
+        self.pool, self.classifier, self.seed = int(pool), classifier, seed
         self.item_ndim: int | None = None
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> Judge:
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression, RidgeClassifier
 
         images, labels = np.asarray(images), np.asarray(labels)
         if len(images) != len(labels) or len(images) == 0:
             raise ValueError(f"need as many labels as images (> 0), got {len(images)} images, "
                              f"{len(labels)} labels")
         self.item_ndim = images.ndim - 1
-        self.clf = LogisticRegression(max_iter=1000, C=1.0, random_state=self.seed)
+        self.clf = (RidgeClassifier(alpha=1.0) if self.classifier == "ridge" else
+                    LogisticRegression(max_iter=1000, C=1.0, random_state=self.seed))
         self.clf.fit(_features(images, self.item_ndim, self.pool), labels)
         return self
 

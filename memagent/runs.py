@@ -118,7 +118,7 @@ def check_config_dict(values: dict, source: str) -> dict:
 def load_config_file(path: str | Path) -> dict:
     """Read a JSON (``.json``) or TOML (``.toml``) file of :class:`TrainConfig` keys."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     text = path.read_text()
     try:
@@ -262,6 +262,7 @@ def save_final(model, run_dir: str | Path) -> None:
     if norm is not None:
         atomic_write(run_dir / NORM_FILE, norm.save)
     atomic_write(run_dir / MODEL_FILE, model.save)
+    write_state(run_dir, model_steps=int(model.num_timesteps))
 
 
 def latest_model(run_dir: str | Path) -> tuple[Path, Path | None]:
@@ -269,12 +270,11 @@ def latest_model(run_dir: str | Path) -> tuple[Path, Path | None]:
     import zipfile
 
     run_dir = Path(run_dir)
-    candidates = [(s, p, p.parent / f"vecnormalize_{s}.pkl") for s, p in checkpoints(run_dir)]
+    candidates = [(s, 1, p, p.parent / f"vecnormalize_{s}.pkl") for s, p in checkpoints(run_dir)]
     final = run_dir / MODEL_FILE
-    if final.exists():
-        final_step = read_state(run_dir).get("steps", -1)
-        candidates.append((final_step, final, run_dir / NORM_FILE))
-    for _step, path, norm in sorted(candidates, key=lambda c: c[0], reverse=True):
+    if final.exists():  # model.zip's step is recorded by save_final; checkpoints win ties
+        candidates.append((read_state(run_dir).get("model_steps", -1), 0, final, run_dir / NORM_FILE))
+    for _step, _rank, path, norm in sorted(candidates, reverse=True):
         if zipfile.is_zipfile(path):
             return path, norm if norm.exists() else None
     raise ValueError(f"run folder {str(run_dir)!r} holds no readable model (model.zip or checkpoints/)")

@@ -9,7 +9,8 @@ For each world and observation mode it measures, with random actions and autores
 - ``vec@N``: ``memagent.envs.make_vec`` (the SB3 ``VecEnv``: a new observation array every
   step, as SB3 expects, infos, terminal observations, episode statistics);
 
-at ``N`` in ``--sizes`` (default 1, 64, 1024, 4096), and the ratio ``vec@max / gym.make``.
+at ``N`` in ``--sizes`` (default 1, 64, 1024, 4096), and the ratios ``engine@max / gym.make``
+and ``vec@max / gym.make``.
 """
 
 from __future__ import annotations
@@ -109,14 +110,15 @@ def run(args) -> int:
     if not sizes or sizes[0] < 1:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes}")
     headers = (["env", "obs", "gym.make"] + [f"engine@{n}" for n in sizes]
-               + [f"vec@{n}" for n in sizes] + [f"vec@{sizes[-1]} / gym.make"])
+               + [f"vec@{n}" for n in sizes]
+               + [f"engine@{sizes[-1]} / gym.make", f"vec@{sizes[-1]} / gym.make"])
     rows = []
     for env_id in env_ids:
         for mode in args.modes:
             single = single_env_rate(env_id, mode, args.seed, args.min_time)
             engine = [engine_rate(env_id, mode, n, args.seed, args.min_time) for n in sizes]
             vec = [vec_rate(env_id, mode, n, args.seed, args.min_time) for n in sizes]
-            rows.append([env_id, mode, single, *engine, *vec, vec[-1] / single])
+            rows.append([env_id, mode, single, *engine, *vec, engine[-1] / single, vec[-1] / single])
             print(f"measured {env_id} {mode}", file=sys.stderr, flush=True)
     report("envs", headers, rows, args.json,
            extra={"unit": "steps per second (pixels: frames per second)", "sizes": sizes,

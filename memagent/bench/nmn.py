@@ -32,13 +32,15 @@ class NMNBenchConfig:
     """test sequences."""
 
 
-# Per task: the NMN's write function, decay, neighbours and hidden layers (the paper used two
-# layers for extended recall); the FFNN has the same layers with the memory switched off.
+# Per task: the NMN's write function (first layer; later layers write their neighbours),
+# decay on firing, neighbours and hidden layers (the paper used two for extended recall); the
+# FFNN has the same layers with the memory switched off. The addressed variant learns when
+# to fire (its rounding passes gradients), so it gets its own decay, ``gamma_addressed``.
 TASK_SETTINGS = {
-    "sorted": dict(write="neighbours", gamma=0.5, tau=2, layers=2),
-    "recall": dict(write="neighbours", gamma=0.5, tau=2, layers=2),
-    "memory": dict(write="external", gamma=0.5, tau=2, layers=2),
-    "extended": dict(write="neighbours", gamma=0.9, tau=2, layers=2),
+    "sorted": dict(write="neighbours", gamma=0.5, gamma_addressed=0.5, tau=2, layers=2),
+    "recall": dict(write="neighbours", gamma=0.5, gamma_addressed=0.5, tau=2, layers=2),
+    "memory": dict(write="external", gamma=0.5, gamma_addressed=0.5, tau=2, layers=2),
+    "extended": dict(write="neighbours", gamma=0.9, gamma_addressed=0.5, tau=2, layers=2),
 }
 
 
@@ -68,9 +70,11 @@ def build_model(kind: str, n_inputs: int, n_outputs: int, hidden: int, settings:
                     self.layers.append(nn.Sequential(nn.Linear(size, hidden), nn.Sigmoid()))
                     size = hidden
                 else:
-                    layer = NMNLayer(size, hidden, tau=settings["tau"], gamma=settings["gamma"],
-                                     write=settings["write"] if memory == "orthogonal" and i == 0
-                                     else "neighbours", addressed=memory == "addressed")
+                    addressed = memory == "addressed"
+                    write = settings["write"] if not addressed and i == 0 else "neighbours"
+                    gamma = settings["gamma_addressed" if addressed else "gamma"]
+                    layer = NMNLayer(size, hidden, tau=settings["tau"], gamma=gamma, write=write,
+                                     addressed=addressed)
                     self.layers.append(layer)
                     size = layer.output_dim
             self.head = nn.Linear(size, n_outputs)
@@ -133,6 +137,14 @@ def run(args) -> int:
     from memagent.bench.common import report
     from memagent.memory.nmn_data import TASKS, make_task
 
+    for name in ("seeds", "steps", "batch", "threads"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.hidden < 3:
+        raise ValueError(f"--hidden must be >= 3 (a neuron and its tau = 2 neighbours), "
+                         f"got {args.hidden}")
+    if args.lr <= 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     torch.set_num_threads(args.threads)
     cfg = NMNBenchConfig(hidden=args.hidden, steps=args.steps, batch=args.batch, lr=args.lr)
     if args.quick:
@@ -152,7 +164,8 @@ def run(args) -> int:
             for group in task.group_names:
                 errs = np.array([r["errors"][group] for r in runs])
                 paper = task.paper.get(kind, {}).get(group, float("nan"))
-                rows.append([task_name, group, kind, float(errs.mean()), float(errs.std()),
+                std = float(errs.std(ddof=1)) if len(errs) > 1 else float("nan")
+                rows.append([task_name, group, kind, float(errs.mean()), std,
                              paper, runs[0]["params"],
                              float(np.mean([r["train_s"] for r in runs]))])
             raw.append({"task": task_name, "model": kind, "seeds": seeds, "runs": runs})

@@ -98,20 +98,54 @@ def run_episodes(model, venv, n_episodes: int, deterministic: bool = True, on_st
     return returns, lengths, successes
 
 
+def _man_episodes(run_dir, args):
+    """The MAN agent's behaviour policy (Q-learning), one gymnasium env, episode by episode."""
+    import dataclasses
+
+    from memagent.agents import presets
+    from memagent.runs import read_config
+
+    config = read_config(run_dir)
+    if args.env is not None:
+        config = dataclasses.replace(config, env_id=presets.check_env(args.env))
+    seed = config.seed + 1000 if args.seed is None else args.seed
+    agent = presets.AGENTS["man"].model_class().load(run_dir / "man", presets.man_env(config, seed),
+                                                     device=args.device)
+    env, epsilon = agent.env, 0.05 if args.stochastic else 0.0
+    returns, lengths, successes = [], [], []
+    for episode in range(args.episodes):
+        obs, info = env.reset(seed=seed + episode)
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(agent._act(obs, info, epsilon))
+            total, length, done = total + float(reward), length + 1, terminated or truncated
+        returns.append(total)
+        lengths.append(length)
+        s = info.get("is_success")
+        successes.append(None if s is None else bool(s))
+    cov = agent.coverage()
+    return config, returns, lengths, successes, (
+        f"{int(cov['visited'].sum())}/{agent.n_states} states in the memory")
+
+
 def evaluate(args: argparse.Namespace) -> int:
-    from memagent.runs import check_run_dir, load_run
+    from memagent.runs import check_run_dir, load_run, read_config
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     run_dir = check_run_dir(args.run_dir)
-    n_envs = args.n_envs or min(args.episodes, 8)
-    config, model, venv = load_run(run_dir, env_id=args.env, n_envs=n_envs, seed=args.seed,
-                                   device=args.device)
-    returns, lengths, successes = run_episodes(model, venv, args.episodes, not args.stochastic)
-    venv.close()
     mode = "stochastic" if args.stochastic else "deterministic"
+    if read_config(run_dir).agent == "man":
+        config, returns, lengths, successes, note = _man_episodes(run_dir, args)
+    else:
+        n_envs = args.n_envs or min(args.episodes, 8)
+        config, model, venv = load_run(run_dir, env_id=args.env, n_envs=n_envs, seed=args.seed,
+                                       device=args.device)
+        returns, lengths, successes = run_episodes(model, venv, args.episodes, not args.stochastic)
+        venv.close()
+        note = f"steps trained {model.num_timesteps:,}"
     print(f"memagent eval: {run_dir}: {config.agent} on {config.env_id}, {len(returns)} episodes, "
-          f"{mode} actions, steps trained {model.num_timesteps:,}")
+          f"{mode} actions, {note}")
     result = {"run_dir": str(run_dir), "env_id": config.env_id, "agent": config.agent,
               "episodes": len(returns), "deterministic": not args.stochastic}
     known = [s for s in successes if s is not None]

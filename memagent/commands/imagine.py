@@ -36,8 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("--capacity", type=int, default=100, help="screens kept per state")
     p.add_argument("--judge-steps", type=int, default=DEFAULTS["judge_steps"],
                    help="random-policy steps of real screens for the judge (0: no judge)")
-    p.add_argument("--channels", default="16,32,32,64",
+    p.add_argument("--channels", default="32,64,64",
                    help="conv channels of the long-term memory, comma-separated")
+    p.add_argument("--stem", type=int, choices=[2, 4], default=4,
+                   help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
+    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
@@ -71,7 +74,9 @@ def train_agent(env, args):
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     channels = tuple(int(c) for c in str(args.channels).split(","))
     agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
-                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels}})
+                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
+                                                                   "stem": args.stem},
+                                                    "learning_rate": args.learning_rate})
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
     agent.train_memory(args.steps)
@@ -90,7 +95,11 @@ def real_screens(env, agent):
 
 
 def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
-    """Share of visited states whose imagined screens a real-screen classifier recognises."""
+    """Share of imagined screens of visited states that a classifier of state ids, trained on
+    real screens of a random-policy run (another seed), recognises as their own state.
+
+    :return: ``(score, per_state, n_states_in_judge_data, accuracy_on_held_out_real)``.
+    """
     import numpy as np
 
     from memagent.judge import Judge
@@ -105,10 +114,14 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
         obs, _, term, trunc, info = env.step(env.action_space.sample())
         if term or trunc:
             obs, info = env.reset()
-    judge = Judge(pool=2, seed=seed).fit(np.stack(screens), np.array(ids))
+    screens, ids = np.stack(screens), np.array(ids)
+    cut = int(0.8 * len(ids))  # fit on 80 %, report accuracy on the last 20 % of real screens
+    judge = Judge(pool=2, classifier="ridge", seed=seed).fit(screens[:cut], ids[:cut])
+    real_acc = judge.score(screens[cut:], ids[cut:]) if cut < len(ids) else float("nan")
     visited = np.flatnonzero(agent.coverage()["visited"])
     per_state = judge.per_class(imagined[visited], visited)
-    return float(per_state.mean()) if len(visited) else float("nan"), per_state, len(set(ids))
+    score = float(per_state.mean()) if len(visited) else float("nan")
+    return score, per_state, len(set(ids.tolist())), real_acc
 
 
 def run(args) -> int:
@@ -146,11 +159,12 @@ def run(args) -> int:
     print(f"coverage: {int(cov['visited'].sum())}/{agent.n_states} states visited; "
           f"unvisited (red cross): {unvisited}")
     if args.judge_steps > 0:
-        score, _, n_judge_states = judge_visited(args.env, agent, imagined, args.judge_steps,
-                                                 args.seed)
-        print(f"judge (classifier trained on {args.judge_steps} real screens of "
-              f"{n_judge_states} states): {score:.1%} of imagined screens of visited states "
-              f"recognised as their own state ({type(agent.long_term).__name__})")
+        score, _, n_judge_states, real_acc = judge_visited(args.env, agent, imagined,
+                                                           args.judge_steps, args.seed)
+        print(f"judge (ridge classifier of state ids trained on real screens of "
+              f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
+              f"of imagined screens of visited states recognised as their own state "
+              f"({type(agent.long_term).__name__})")
     if hasattr(agent.long_term, "recognize"):
         real = agent.real_screens()[cov["visited"]]
         acc = float((agent.long_term.recognize(real) == np.flatnonzero(cov["visited"])).mean())

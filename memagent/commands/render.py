@@ -20,6 +20,7 @@ import numpy as np
 from memagent.cli import CLIError
 
 PANEL_WIDTH = 240
+LABELS = {"attention": "read weights: heads x stored steps", "bank": "NMN memory banks"}
 
 
 def register(subparsers) -> None:
@@ -72,6 +73,19 @@ def memory_views(policy) -> dict[str, np.ndarray]:
     return views
 
 
+def prepare_views(views: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What to draw: the hopfield ``attention`` cut to the filled slots (``positions >= 0``,
+    oldest stored step first), batch dimension of size 1 dropped."""
+    views = {k: np.asarray(v, dtype=float) for k, v in views.items()}
+    positions = views.pop("positions", None)
+    if positions is not None and "attention" in views:
+        filled = positions.reshape(-1, positions.shape[-1])[0] >= 0  # (N,) of env 0
+        att = views["attention"]
+        if att.shape[-1] == filled.shape[0]:
+            views["attention"] = att[..., filled] if filled.any() else att[..., :1] * 0
+    return {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in views.items()}
+
+
 def _colormap(x: np.ndarray) -> np.ndarray:
     """(...,) in [0, 1] -> (..., 3) uint8 with matplotlib's viridis."""
     from matplotlib import colormaps
@@ -105,7 +119,7 @@ def draw_view(values: np.ndarray, h: int, w: int) -> np.ndarray:
         mask = ys >= (h - 1 - heights)[None, :]
         canvas[mask] = np.broadcast_to(colour[None], (h, w, 3))[mask]
         return canvas
-    rows = norm.reshape(-1, norm.shape[-1])[-16:]  # (heads/batch..., stored steps), last 16 rows
+    rows = norm.reshape(-1, norm.shape[-1])[:64]  # (heads/neurons..., stored steps), <= 64 rows
     return _resize(_colormap(rows), h, w)
 
 
@@ -134,9 +148,9 @@ def compose(frame: np.ndarray, views: dict[str, np.ndarray], caption: str) -> np
     draw.text((4, h + 2), caption, fill=(230, 230, 230))
     if views:
         for i, key in enumerate(keys):
-            shape = "x".join(str(s) for s in views[key].shape)
-            draw.text((frame.shape[1] + 6, i * (h // len(keys)) + 1), f"memory {key} ({shape})",
-                      fill=(230, 230, 230))
+            shape = "x".join(str(s) for s in views[key].shape) if views[key].size else "-"
+            label = f"{LABELS.get(key, key)} ({shape})"
+            draw.text((frame.shape[1] + 6, i * (h // len(keys)) + 1), label, fill=(230, 230, 230))
     return np.asarray(pil)
 
 
@@ -161,14 +175,31 @@ def _write(frames: list[np.ndarray], out: str, kind: str, fps: float) -> None:
                 writer.append_data(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2])
 
 
+def _render_man(run_dir: Path, args) -> int:
+    """MAN's memory is a picture of every state: imagined | real screens (``memagent imagine``)."""
+    from memagent.commands import imagine
+    from memagent.runs import read_config
+
+    if not str(args.out).lower().endswith(".png"):
+        raise CLIError("the man agent renders its imagined screen of every state as one "
+                       f"picture: pass --out FILE.png (got {args.out!r})")
+    config = read_config(run_dir)
+    return imagine.run(argparse.Namespace(
+        env=args.env or config.env_id, out=args.out, run=str(run_dir / "man"), save_run=None,
+        device="cpu", seed=config.seed if args.seed is None else args.seed, judge_steps=0,
+        show=False))
+
+
 def render(args: argparse.Namespace) -> int:
     from memagent.commands.evaluate import raw_reward
-    from memagent.runs import check_run_dir, load_run
+    from memagent.runs import check_run_dir, load_run, read_config
 
+    run_dir = check_run_dir(args.run_dir)
+    if read_config(run_dir).agent == "man":
+        return _render_man(run_dir, args)
     kind = _out_kind(args.out)
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    run_dir = check_run_dir(args.run_dir)
     config, model, venv = load_run(run_dir, env_id=args.env, seed=args.seed, render=True)
     base = venv.unwrapped
     obs, state = venv.reset(), None
@@ -176,11 +207,11 @@ def render(args: argparse.Namespace) -> int:
     if frame is None:
         raise CLIError(f"{config.env_id} returned no rgb_array frame; it cannot be rendered")
     episode_start = np.ones(1, dtype=bool)
-    frames, episode, t, ret, successes = [compose(frame, {}, "episode 1  step 0")], 1, 0, 0.0, []
-    while episode <= args.episodes and len(frames) < args.max_frames:
+    records, episode, t, ret, successes = [(frame, {}, "episode 1  step 0")], 1, 0, 0.0, []
+    while episode <= args.episodes and len(records) < args.max_frames:
         action, state = model.predict(obs, state=state, episode_start=episode_start,
                                       deterministic=not args.stochastic)
-        views = memory_views(model.policy)
+        views = prepare_views(memory_views(model.policy))
         obs, reward, done, infos = venv.step(action)
         t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
         caption = f"episode {episode}  step {t}  return {ret:.2f}"
@@ -189,17 +220,18 @@ def render(args: argparse.Namespace) -> int:
             if s is not None:
                 successes.append(bool(s))
                 caption += "  success" if s else "  failure"
-        frames.append(compose(infos[0]["frame"], views, caption))
+        records.append((infos[0]["frame"], views, caption))
         if done[0]:
-            frames.extend([frames[-1]] * max(1, int(args.fps // 2)))  # hold the last frame
+            records.extend([records[-1]] * max(1, int(args.fps // 2)))  # hold the last frame
             episode, t, ret = episode + 1, 0, 0.0
             if episode <= args.episodes:
-                frames.append(compose(base.reset_infos[0]["frame"], {}, f"episode {episode}  step 0"))
+                records.append((base.reset_infos[0]["frame"], {}, f"episode {episode}  step 0"))
         episode_start = done
     venv.close()
+    keys = list(dict.fromkeys(k for _, views, _ in records for k in views))[:3]
+    frames = [compose(f, {k: views.get(k, np.zeros(0)) for k in keys}, c) for f, views, c in records]
     _write(frames, args.out, kind, args.fps)
-    views = memory_views(model.policy)
-    shown = ", ".join(views) if views else "none (this agent has no memory to show)"
+    shown = ", ".join(keys) if keys else "none (this agent has no memory to show)"
     tally = f"; successes {sum(successes)}/{len(successes)}" if successes else ""
     print(f"memagent render: {min(episode - 1, args.episodes)} episode(s), {len(frames)} frames "
           f"-> {args.out}; memory views: {shown}{tally}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -55,6 +56,8 @@ def _config_from_args(args):
                       ("device", "device")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
+    if "env_id" not in values and values.get("agent") in presets.DEFAULT_ENVS:
+        values["env_id"] = presets.DEFAULT_ENVS[values["agent"]]
     config = TrainConfig(**values)
     presets.check_agent(config.agent)
     presets.check_env(config.env_id)
@@ -70,6 +73,8 @@ def train(args: argparse.Namespace) -> int:
             raise CLIError(f"--resume keeps the run's config; drop {', '.join(fixed)} (only --steps and --device may change)")
         run_dir = runs.check_run_dir(args.resume)
         config = runs.read_config(run_dir)
+        if config.agent == "man":
+            raise CLIError("the man agent cannot resume; train a new run")
         changes = {}
         if args.steps is not None:
             changes["total_timesteps"] = args.steps
@@ -82,9 +87,37 @@ def train(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise CLIError(f"run folder {str(run_dir)!r} already exists and is not empty; "
                            "pick another --run-dir or continue it with --resume")
-    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.device):
         raise CLIError(f"--device must be auto, cpu or cuda[:i], got {config.device!r}")
+    if config.agent == "man":
+        return _run_man(config, run_dir)
     return _run(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+
+
+def _run_man(config, run_dir: Path) -> int:
+    """MAN: Q-learning, acting and filing screens, long-term memory; saved under run_dir/man."""
+    from memagent import runs
+    from memagent.agents import presets
+    from memagent.utils import resolve_device, set_seed
+
+    device = resolve_device(config.device)
+    set_seed(config.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(run_dir / runs.CONFIG_FILE, dataclasses.asdict(config))
+    runs.write_json(run_dir / runs.VERSIONS_FILE, runs.versions(device))
+    runs.write_state(run_dir, status="running", steps=0, device=str(device))
+    print(f"memagent train: man ({config.memory}) on {config.env_id}, seed {config.seed}, "
+          f"device {device} -> {run_dir}")
+    t0 = time.perf_counter()
+    agent = presets.train_man(config, run_dir / "man", device,
+                              log=lambda msg: print(f"memagent train: {msg}", flush=True))
+    cov = agent.coverage()
+    runs.write_state(run_dir, status="completed", steps=config.total_timesteps,
+                     coverage=cov["fraction"], last_success_rate=None)
+    print(f"memagent train: completed in {time.perf_counter() - t0:.1f} s; "
+          f"{int(cov['visited'].sum())}/{agent.n_states} states in memory; saved {run_dir}; "
+          f"see it with: memagent render {run_dir} --out man.png")
+    return 0
 
 
 def _run(config, run_dir: Path, resume: bool, progress: bool) -> int:
@@ -205,6 +238,7 @@ def _make_callback(config, run_dir, log, progress):
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
+                self.bar.update(self.num_timesteps, log.success_rate(), force=True)
                 self.bar.close()
 
     return RunCallback()
@@ -232,13 +266,14 @@ class _Progress:
         self.t0, self.done0, self.last = time.perf_counter(), done, 0.0
         self.progress.start()
 
-    def update(self, done: int, success: float | None) -> None:
+    def update(self, done: int, success: float | None, force: bool = False) -> None:
         now = time.perf_counter()
-        if now - self.last < 0.25:
+        if now - self.last < 0.25 and not force:
             return
         self.last = now
         rate = (done - self.done0) / max(now - self.t0, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
+        total = max(done, self.progress.tasks[0].total or 0)  # SB3 rounds up to whole rollouts
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f}",
                              success="-" if success is None else f"{success:.2f}")
 
     def close(self) -> None:

@@ -166,7 +166,7 @@ class GenerativeMemory(nn.Module):
         if unseen:
             warnings.warn(f"imagining classes the memory never saw: {unseen}; these are "
                           "samples of the untrained prior, not memories", UnseenClassWarning,
-                          stacklevel=2)
+                          stacklevel=3)  # past torch's no_grad wrapper, to the caller
         self.eval()
         rep = keys.repeat_interleave(n)                                      # (K*n,)
         z = self._sample_z(self.prior_mean(rep))                             # (K*n, L)

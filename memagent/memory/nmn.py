@@ -47,6 +47,11 @@ from torch import Tensor, nn
 WRITES = ("neighbours", "external")
 
 
+def _memory(state) -> Tensor:
+    """The bank tensor ``(B, H, state_dim)``, also from a 1-tuple ``(M,)`` (a core's state)."""
+    return state if isinstance(state, Tensor) else state[0]
+
+
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0 (Hillis-Steele scan, log2(T) steps).
 
@@ -91,7 +96,8 @@ class NMNLayer(nn.Module):
     :param straight_through: pass gradients through the rounding ``[x_j]`` (not in the paper).
     :param bias: whether eq. 1 has the bias ``b``.
 
-    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; state ``(B, H, state_dim)``.
+    Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; the state is the memory banks
+    ``M (B, H, state_dim)`` (a 1-tuple ``(M,)``, a policy core's state, is accepted too).
     """
 
     def __init__(self, in_features: int, out_features: int, tau: int = 2, gamma: float = 0.9,
@@ -129,9 +135,10 @@ class NMNLayer(nn.Module):
         # window[j, i] = (j + offsets[i]) mod H: neuron j and its tau neighbours
         self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
                              persistent=False)
-        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)[:, None]
+        codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)
+        self.register_buffer("codes", codes, persistent=False)
         # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
-        self.register_buffer("bits", (codes >> torch.arange(tau, -1, -1)) & 1 == 1,
+        self.register_buffer("bits", (codes[:, None] >> torch.arange(tau, -1, -1)) & 1 == 1,
                              persistent=False)
 
     # ---- pieces -------------------------------------------------------------------------
@@ -162,11 +169,12 @@ class NMNLayer(nn.Module):
                 g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
             else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
                 code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
-                g = nn.functional.one_hot(code, self.mem_dim).to(x.dtype)
+                g = (code.unsqueeze(-1) == self.codes).to(x.dtype)
         return a.unsqueeze(-1), g
 
-    def read(self, state: Tensor) -> Tensor:
+    def read(self, state) -> Tensor:
         """The memory contents ``M (..., H, mem_dim)`` of a state (decaying + floor parts)."""
+        state = _memory(state)
         if self.floor > 0:
             decaying, kept = state.split(self.mem_dim, dim=-1)
             return (1.0 - self.floor) * decaying + self.floor * kept
@@ -192,15 +200,15 @@ class NMNLayer(nn.Module):
         """Run a whole sequence with a parallel scan.
 
         :param u: inputs ``(T, B, F)``.
-        :param state: memory banks ``(B, H, state_dim)`` before step 0; empty if ``None``.
+        :param state: the memory banks ``(B, H, state_dim)`` before step 0; empty if ``None``.
         :param episode_starts: ``(T, B)``, 1 where the memory is emptied before step t.
         :return: ``y (T, B, output_dim)`` and the state after step T.
         """
-        if u.dim() != 3 or u.shape[-1] != self.in_features:
-            raise ValueError(f"u must have shape (T, B, {self.in_features}), got {tuple(u.shape)}")
+        if u.dim() != 3 or u.shape[-1] != self.in_features or u.shape[0] < 1:
+            raise ValueError(f"u must have shape (T >= 1, B, {self.in_features}), "
+                             f"got {tuple(u.shape)}")
         T, B = u.shape[:2]
-        if state is None:
-            state = self.initial_state(B, u.device)
+        state = _memory(self.initial_state(B, u.device) if state is None else state)
         x = torch.sigmoid(self.linear(u))  # eq. 1: (T, B, F) -> (T, B, H)
         a, g = self._write(u, x)  # (T, B, H, 1), (T, B, H, mem_dim)
         a, g = self._decays(a), self._inputs(g)
@@ -216,12 +224,13 @@ class NMNLayer(nn.Module):
 
     def step(self, u_t: Tensor, state: Tensor | None = None,
              episode_start: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """One step: ``u_t (B, F)``, ``state (B, H, state_dim)``, ``episode_start (B,)``.
+        """One step: ``u_t (B, F)``, the state, ``episode_start (B,)`` (1: empty the memory first).
 
         :return: ``y_t (B, output_dim)`` and the new state.
         """
-        if state is None:
-            state = self.initial_state(u_t.shape[0], u_t.device)
+        if u_t.dim() != 2 or u_t.shape[-1] != self.in_features:
+            raise ValueError(f"u_t must have shape (B, {self.in_features}), got {tuple(u_t.shape)}")
+        state = _memory(self.initial_state(u_t.shape[0], u_t.device) if state is None else state)
         if episode_start is not None:
             state = state * (1.0 - episode_start.to(state.dtype)).view(-1, 1, 1)
         x = torch.sigmoid(self.linear(u_t))  # eq. 1: (B, F) -> (B, H)

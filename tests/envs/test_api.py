@@ -99,3 +99,51 @@ def test_vec_trains_with_sb3_and_logs_success():
     model.learn(512)
     assert len(model.ep_info_buffer) > 0 and len(model.ep_success_buffer) > 0
     assert venv.env_is_wrapped(Monitor) == [True] * 8
+
+
+def test_envs_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium as gym, memagent\n"
+            "env = gym.make('memagent/KeyDoor-v0', obs_mode='pixels'); env.reset(seed=0); env.step(1)\n"
+            "from memagent.envs import make_engine; make_engine('memagent/Screens-v0', 4).observe()\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_make_vec_time_limit_follows_the_arguments():
+    assert make_vec("memagent/TMaze-v0", 2).max_episode_steps == 30
+    assert make_vec("memagent/TMaze-v0", 2, length=50).max_episode_steps == 110
+    assert make_vec("memagent/TMaze-v0", 2, max_episode_steps=7).max_episode_steps == 7
+
+
+def test_vec_observations_are_never_overwritten_while_referenced():
+    venv = make_vec("memagent/TMaze-v0", 16, seed=0, obs_mode="pixels")
+    rng = np.random.default_rng(0)
+    kept = [venv.reset()]
+    copies = [kept[0].copy()]
+    views = []
+    for step in range(12):
+        obs, *_ = venv.step(rng.integers(0, 4, 16))
+        if step % 3 == 0:
+            kept.append(obs)
+            copies.append(obs.copy())
+        elif step % 3 == 1:
+            views.append((obs[2:5], obs[2:5].copy()))    # only a view survives
+    assert all(np.array_equal(a, b) for a, b in zip(kept, copies, strict=True))
+    assert all(np.array_equal(v, c) for v, c in views)
+    assert len({id(a) for a in kept}) == len(kept)
+
+
+@pytest.mark.parametrize("view_size", [5, 7])
+def test_larger_views(view_size):
+    for env_id in ("memagent/TMaze-v0", "memagent/KeyDoor-v0"):
+        for mode in MODES:
+            env = gym.make(env_id, obs_mode=mode, view_size=view_size)
+            gym_check_env(env.unwrapped)
+            obs, _ = env.reset(seed=0)
+            assert obs in env.observation_space
+    obs, _ = gym.make("memagent/TMaze-v0", view_size=view_size).reset(seed=0)
+    c = view_size * view_size // 2
+    assert obs.shape == (view_size * view_size + 1,) and 5 <= obs[c - 1] < 7   # the cue, west

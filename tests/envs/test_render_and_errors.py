@@ -79,6 +79,8 @@ def test_bad_actions():
             env.step(bad)
     with pytest.raises(ValueError, match="must be integers"):
         env.step(1.5)
+    with pytest.raises(ValueError, match="action must be one integer"):
+        env.step([1, 2])
     screens = gym.make("memagent/Screens-v0")
     screens.reset(seed=0)
     with pytest.raises(ValueError, match=r"0\.\.2 \(turn left, turn right, forward\), got 3"):

@@ -78,3 +78,13 @@ def test_registered_time_limits_match_the_worlds():
 
     for env_id, (_, _, max_steps, _) in ENVS.items():
         assert gym.spec(env_id).max_episode_steps == max_steps == make_engine(env_id, 1).max_steps
+
+
+def test_no_free_loitering_at_the_junction():
+    env = gym.make("memagent/TMaze-v0", length=3)
+    env.reset(seed=0)
+    env.step(1)
+    _, r, *_ = env.step(1)                    # onto the junction: progress
+    assert r == 0.0
+    _, r, *_ = env.step(3)                    # back west from the junction: costs
+    assert r == pytest.approx(-1 / 3)

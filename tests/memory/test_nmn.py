@@ -79,6 +79,7 @@ def test_sequence_mode_equals_step_mode_with_resets(kwargs):
     starts[0, 0] = starts[5, 1] = starts[6, 1] = starts[11, 2] = starts[16, 0] = 1
     s0 = torch.rand(B, 5, layer.state_dim, dtype=torch.double)
     y, s_T = layer(u, s0, starts)
+    assert s_T.shape == (B, 5, layer.state_dim)
     state, ys = s0, []
     for t in range(T):
         y_t, state = layer.step(u[t], state, starts[t])
@@ -154,5 +155,9 @@ def test_bad_shapes():
     layer = NMNLayer(3, 4)
     with pytest.raises(ValueError, match="u must have shape"):
         layer(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="u must have shape"):
+        layer(torch.zeros(0, 2, 3))
+    with pytest.raises(ValueError, match="u_t must have shape"):
+        layer.step(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="episode_starts must have shape"):
         layer(torch.zeros(5, 2, 3), None, torch.zeros(5, 3))
