@@ -4,7 +4,9 @@ An MLP pair for vectors and small images (8 x 8 digits, MNIST) and a convolution
 screens (``(H, W, C)`` with H and W multiples of 16, e.g. 64 x 64 x 3). Both take an optional
 condition vector ``c`` (the one-hot key of Type A; Type B passes none): the MLP encoder reads
 it with the input, the conv encoder with the conv features, and both decoders with ``z``.
-Decoders return logits; ``sigmoid(logits)`` is the image in [0, 1].
+Decoders return logits; ``sigmoid(logits)`` is the image in [0, 1]. The conv pair can add a
+linear path beside the convolutions (``skip=True``): pooled pixels -> (mu, logvar) in the
+encoder, (z, c) -> logits in the decoder; it speeds up early learning on 64 x 64 screens.
 """
 
 from __future__ import annotations
@@ -72,9 +74,13 @@ class ConvEncoder(nn.Module):
     to 4 x 4."""
 
     def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64),
-                 stem: int = 2):
+                 stem: int = 2, skip: bool = False):
         super().__init__()
         n = _n_layers(item_shape, channels, stem)
+        # linear path from the 2x2-pooled image to (mu, logvar), beside the convs: it learns
+        # where things are in a few hundred steps, the convs refine
+        self.skip = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(),
+                                  nn.Linear(math.prod(item_shape) // 4, 2 * latent_dim)) if skip else None
         layers, ch = [], item_shape[2]
         for i, out in enumerate(channels[:n]):
             layers += [nn.Conv2d(ch, out, 4, stem if i == 0 else 2, 0 if i == 0 and stem == 4 else 1),
@@ -85,8 +91,11 @@ class ConvEncoder(nn.Module):
                                   nn.Linear(256, 2 * latent_dim))
 
     def forward(self, x: th.Tensor, c: th.Tensor | None = None):
-        h = self.conv(x.permute(0, 3, 1, 2))          # (B, H, W, C) -> (B, C, H, W) -> (B, ch*16)
-        mu, logvar = self.head(_cat(h, c)).chunk(2, dim=1)
+        x = x.permute(0, 3, 1, 2)                     # (B, H, W, C) -> (B, C, H, W)
+        out = self.head(_cat(self.conv(x), c))        # (B, ch*16 [+ C]) -> (B, 2L)
+        if self.skip is not None:
+            out = out + self.skip(x)                  # (B, C*H*W/4) -> (B, 2L)
+        mu, logvar = out.chunk(2, dim=1)
         return mu, logvar
 
 
@@ -95,9 +104,12 @@ class ConvDecoder(nn.Module):
     (the last of stride ``stem``)."""
 
     def __init__(self, item_shape, cond_dim: int, latent_dim: int, channels=(32, 64, 64, 64),
-                 stem: int = 2):
+                 stem: int = 2, skip: bool = False):
         super().__init__()
         out_ch = item_shape[2]
+        self.item_shape = tuple(item_shape)
+        # linear path from (z, c) to the logits, beside the deconvs: a per-class image at once
+        self.skip = nn.Linear(latent_dim + cond_dim, math.prod(item_shape)) if skip else None
         n_up = _n_layers(item_shape, channels, stem)
         chans = list(reversed(channels[:n_up]))        # e.g. [64, 64, 64, 32]
         self.start = chans[0]
@@ -114,8 +126,12 @@ class ConvDecoder(nn.Module):
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: th.Tensor, c: th.Tensor | None = None) -> th.Tensor:
-        h = self.fc(_cat(z, c)).view(-1, self.start, 4, 4)   # (B, ch*16) -> (B, ch, 4, 4)
-        return self.deconv(h).permute(0, 2, 3, 1)            # (B, C, H, W) -> (B, H, W, C)
+        zc = _cat(z, c)
+        h = self.fc(zc).view(-1, self.start, 4, 4)           # (B, ch*16) -> (B, ch, 4, 4)
+        out = self.deconv(h).permute(0, 2, 3, 1)             # (B, C, H, W) -> (B, H, W, C)
+        if self.skip is not None:
+            out = out + self.skip(zc).view(-1, *self.item_shape)  # (B, H*W*C) -> (B, H, W, C)
+        return out
 
 
 def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int, **kwargs):

@@ -98,7 +98,7 @@ def test_replay_buffer_balanced_and_keyed_by_state_id():
         buf.add(obs, obs, np.zeros((2, 1)), np.zeros(2), np.zeros(2), [{"state_id": 7}] * 2)
 
 
-def test_replay_buffer_inside_dqn_keyed_by_action():
+def test_replay_buffer_inside_dqn_keyed_by_action(tmp_path):
     from stable_baselines3 import DQN
 
     env = gym.make("CartPole-v1")
@@ -115,6 +115,13 @@ def test_replay_buffer_inside_dqn_keyed_by_action():
         assert (acts == a).all()
     batch = buf.sample(64)
     assert batch.observations.shape == (64, 4) and batch.actions.shape == (64, 1)
+    # SB3's pickle round trip keeps the queues (and no stale views of the old arrays)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    model.load_replay_buffer(tmp_path / "buffer.pkl")
+    back = model.replay_buffer
+    assert back is not buf and back.counts.tolist() == buf.counts.tolist()
+    back.observations[:] = 7.0  # the flat views must see the restored arrays
+    assert (back.sample(16).observations == 7.0).all()
     with pytest.raises(ValueError, match="optimize_memory_usage"):
         ClassBalancedReplayBuffer(100, env.observation_space, env.action_space,
                                   optimize_memory_usage=True, handle_timeout_termination=False)
