@@ -232,7 +232,9 @@ def wrap_venv(config, venv, norm_path=None, training: bool = True):
     elif config.normalize:
         from stable_baselines3.common.vec_env import VecNormalize
 
-        venv = VecNormalize(venv)
+        # dqn's observation is a history window with validity flags and tile codes that the
+        # extractor reads as they are: normalise its rewards only (docs/history.md, limits)
+        venv = VecNormalize(venv, norm_obs=config.agent != "dqn")
     return venv, policy_kwargs
 
 
