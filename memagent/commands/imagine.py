@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--stem", type=int, choices=[2, 4], default=4,
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
+    p.add_argument("--linear-skip", action="store_true",
+                   help="add a linear path beside the convs (faster early learning)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
@@ -75,7 +77,8 @@ def train_agent(env, args):
     channels = tuple(int(c) for c in str(args.channels).split(","))
     agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
                      seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
-                                                                   "stem": args.stem},
+                                                                   "stem": args.stem,
+                                                                   "skip": args.linear_skip},
                                                     "learning_rate": args.learning_rate})
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
