@@ -11,6 +11,7 @@ screen of each visited state as its own (or not).
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 DEFAULTS = {"q_steps": 20_000, "collect_steps": 4_000, "steps": 3_000, "judge_steps": 6_000}
@@ -41,8 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--stem", type=int, choices=[2, 4], default=4,
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
-    p.add_argument("--linear-skip", action="store_true",
-                   help="add a linear path beside the convs (faster early learning)")
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="a linear path beside the convs (on by default: on this budget it "
+                   "lifts the judged share from ~60%% to ~90%% for Type A)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
