@@ -159,9 +159,18 @@ def new_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
     return path
 
 
-def check_run_dir(path: str | Path) -> Path:
-    """The run folder at ``path``, or a one-line error saying why it is not one."""
+def check_run_dir(path: str | Path, root: str | Path = "runs") -> Path:
+    """The run folder at ``path``, or a one-line error saying why it is not one.
+
+    ``"latest"`` names the run under ``root`` whose ``config.json`` was written last (the
+    newest run), unless a folder called ``latest`` exists.
+    """
     path = Path(path)
+    if str(path) == "latest" and not path.exists():
+        found = sorted(Path(root).glob(f"*/{CONFIG_FILE}"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(f"no runs in {str(root)!r} yet: run `memagent train` first")
+        return found[-1].parent
     if not path.exists():
         raise FileNotFoundError(f"run folder {str(path)!r} does not exist")
     if not path.is_dir() or not (path / CONFIG_FILE).is_file():
@@ -262,6 +271,7 @@ def save_final(model, run_dir: str | Path) -> None:
     if norm is not None:
         atomic_write(run_dir / NORM_FILE, norm.save)
     atomic_write(run_dir / MODEL_FILE, model.save)
+    write_state(run_dir, model_steps=int(model.num_timesteps))
 
 
 def latest_model(run_dir: str | Path) -> tuple[Path, Path | None]:
@@ -269,12 +279,11 @@ def latest_model(run_dir: str | Path) -> tuple[Path, Path | None]:
     import zipfile
 
     run_dir = Path(run_dir)
-    candidates = [(s, p, p.parent / f"vecnormalize_{s}.pkl") for s, p in checkpoints(run_dir)]
+    candidates = [(s, 1, p, p.parent / f"vecnormalize_{s}.pkl") for s, p in checkpoints(run_dir)]
     final = run_dir / MODEL_FILE
-    if final.exists():
-        final_step = read_state(run_dir).get("steps", -1)
-        candidates.append((final_step, final, run_dir / NORM_FILE))
-    for _step, path, norm in sorted(candidates, key=lambda c: c[0], reverse=True):
+    if final.exists():  # model.zip's step is recorded by save_final; checkpoints win ties
+        candidates.append((read_state(run_dir).get("model_steps", -1), 0, final, run_dir / NORM_FILE))
+    for _step, _rank, path, norm in sorted(candidates, reverse=True):
         if zipfile.is_zipfile(path):
             return path, norm if norm.exists() else None
     raise ValueError(f"run folder {str(run_dir)!r} holds no readable model (model.zip or checkpoints/)")

@@ -122,13 +122,14 @@ def run_delay(args) -> int:
                          f"{', '.join(map(str, LENGTH_IDS))}")
     agents = _csv(args.cores)
     _check_cores(agents, ("recurrent-ppo", "none"))
+    args.transfer = args.transfer or args.transfer_only
     if args.budget < 1:
         raise ValueError(f"--budget must be >= 1 step, got {args.budget}")
     torch.set_num_threads(args.threads)
-    rows, results = [], {}
+    rows, transfer_rows, results = [], [], {}
     for agent in [a for a in agents if _available(a)]:
         row = [agent]
-        for length in lengths:
+        for i, length in enumerate(lengths):
             env_id = LENGTH_IDS[length]
             start = time.perf_counter()
             model = _make_model(agent, make_vec(env_id, args.n_envs, seed=args.seed),
@@ -139,10 +140,27 @@ def run_delay(args) -> int:
             print(f"  {agent} length {length}: success {rate:.2f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             row.append(rate)
-        rows.append(row)
-    report("delay", ["memory", *[f"L={v}" for v in lengths]], rows, args.json,
-           extra={"budget": args.budget, "n_envs": args.n_envs, "n_steps": args.n_steps,
-                  "episodes": args.episodes, "results": results})
+            if i == 0 and args.transfer:  # the policy trained on the first length, on every length
+                transfer = [agent]
+                for other in lengths:
+                    transfer.append(rate if other == length else _success(
+                        model, LENGTH_IDS[other], args.episodes, args.seed + 1000))
+                    print(f"  {agent} trained on {length}, evaluated on {other}: {transfer[-1]:.2f}",
+                          flush=True)
+                transfer_rows.append(transfer)
+                results[f"{agent}/transfer"] = dict(zip(map(str, lengths), transfer[1:], strict=True))
+            if args.transfer_only:
+                break
+        rows.append(row + [float("nan")] * (len(lengths) + 1 - len(row)))
+    headers = ["memory", *[f"L={v}" for v in lengths]]
+    extra = {"budget": args.budget, "n_envs": args.n_envs, "n_steps": args.n_steps,
+             "episodes": args.episodes, "results": results}
+    if not args.transfer_only:
+        report("delay", headers, rows, args.json, extra=extra)
+    if transfer_rows:
+        print(f"\ntrained on L={lengths[0]} ({args.budget} steps), evaluated on each length:")
+        report("delay-transfer", headers, transfer_rows,
+               args.json if args.transfer_only else None, extra=extra)
     return 0
 
 
@@ -175,5 +193,9 @@ def register(subparsers) -> None:
     d.add_argument("--n-envs", type=int, default=8)
     d.add_argument("--n-steps", type=int, default=128)
     d.add_argument("--threads", type=int, default=1, help="torch threads")
+    d.add_argument("--transfer", action="store_true",
+                   help="also evaluate the policy trained on the first length on every length")
+    d.add_argument("--transfer-only", action="store_true",
+                   help="train on the first length only and evaluate it on every length")
     add_common_args(d)
     d.set_defaults(func=run_delay)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import signal
 import sys
 import time
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, metavar="FILE", help="JSON or TOML file of config keys (docs/cli.md); flags win over it")
     p.add_argument("--run-dir", default=None, metavar="DIR", help="the run folder to create (default runs/{env}__{agent}__{seed}__{time})")
     p.add_argument("--runs-root", default="runs", metavar="DIR", help="parent of new run folders (default runs)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint (`latest`: the newest run in runs/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, one summary line at the end")
     p.set_defaults(func=train)
 
@@ -86,7 +87,7 @@ def train(args: argparse.Namespace) -> int:
         if run_dir.exists() and any(run_dir.iterdir()):
             raise CLIError(f"run folder {str(run_dir)!r} already exists and is not empty; "
                            "pick another --run-dir or continue it with --resume")
-    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.device):
         raise CLIError(f"--device must be auto, cpu or cuda[:i], got {config.device!r}")
     if config.agent == "man":
         return _run_man(config, run_dir)
@@ -237,6 +238,7 @@ def _make_callback(config, run_dir, log, progress):
 
         def _on_training_end(self) -> None:
             if self.bar is not None:
+                self.bar.update(self.num_timesteps, log.success_rate(), force=True)
                 self.bar.close()
 
     return RunCallback()
@@ -264,13 +266,14 @@ class _Progress:
         self.t0, self.done0, self.last = time.perf_counter(), done, 0.0
         self.progress.start()
 
-    def update(self, done: int, success: float | None) -> None:
+    def update(self, done: int, success: float | None, force: bool = False) -> None:
         now = time.perf_counter()
-        if now - self.last < 0.25:
+        if now - self.last < 0.25 and not force:
             return
         self.last = now
         rate = (done - self.done0) / max(now - self.t0, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
+        total = max(done, self.progress.tasks[0].total or 0)  # SB3 rounds up to whole rollouts
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f}",
                              success="-" if success is None else f"{success:.2f}")
 
     def close(self) -> None:

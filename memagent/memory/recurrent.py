@@ -80,7 +80,8 @@ class _RNNCore(MemoryCore):
     state_batch_dim = 1
     rnn_class: type[nn.RNNBase]
 
-    def __init__(self, input_dim: int, hidden_size: int = 64, num_layers: int = 1):
+    def __init__(self, input_dim: int, hidden_size: int = 64, num_layers: int = 1,
+                 keep_bias: float = 1.0):
         super().__init__()
         if hidden_size < 1 or num_layers < 1:
             raise ValueError(f"hidden_size and num_layers must be >= 1, got {hidden_size}, {num_layers}")
@@ -90,10 +91,10 @@ class _RNNCore(MemoryCore):
         for name, param in self.rnn.named_parameters():
             if "weight" in name:
                 nn.init.orthogonal_(param)
-            elif "bias" in name:  # remember by default: keep-gate bias +1 (Jozefowicz et al. 2015)
+            elif "bias" in name:  # remember by default: keep-gate bias (Jozefowicz et al. 2015)
                 nn.init.zeros_(param)
                 with torch.no_grad():
-                    param[self.keep_gate * hidden_size:(self.keep_gate + 1) * hidden_size] = 1.0
+                    param[self.keep_gate * hidden_size:(self.keep_gate + 1) * hidden_size] = keep_bias
 
     def _zeros(self, batch_size: int, device) -> Tensor:
         return torch.zeros(self.num_layers, batch_size, self.output_dim, device=device)
@@ -153,6 +154,8 @@ class LSTMCore(_RNNCore):
     :param input_dim: size of the input features ``F``.
     :param hidden_size: size of the output ``H`` and of the hidden state.
     :param num_layers: stacked LSTM layers.
+    :param keep_bias: initial bias of the forget gate in both bias vectors (0: no bias;
+        larger keeps memories longer at the start of training).
     """
 
     rnn_class = nn.LSTM
@@ -165,6 +168,8 @@ class GRUCore(_RNNCore):
     :param input_dim: size of the input features ``F``.
     :param hidden_size: size of the output ``H`` and of the hidden state.
     :param num_layers: stacked GRU layers.
+    :param keep_bias: initial bias of the update gate in both bias vectors (0: no bias;
+        larger keeps memories longer at the start of training).
     """
 
     rnn_class = nn.GRU

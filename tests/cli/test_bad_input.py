@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.cli.helpers import memagent
+from .helpers import memagent
 
 
 def one_line_error(res, command: str) -> str:
@@ -67,7 +67,7 @@ def test_config_that_does_not_parse(tmp_path):
 def test_memory_flag_for_an_agent_without_memory():
     line = one_line_error(memagent("train", "--env", "CartPole-v1", "--agent", "ppo",
                                    "--memory", "lstm"), "train")
-    assert "--memory only applies to the memory-ppo agent" in line
+    assert "--memory only applies to the memory-ppo and man agents" in line
 
 
 def test_resume_refuses_a_new_config(tmp_path):
@@ -79,3 +79,13 @@ def test_mp4_without_ffmpeg_and_bad_suffix(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     line = one_line_error(memagent("render", tmp_path, "--out", tmp_path / "a.avi"), "render")
     assert ".gif" in line
+
+
+def test_misspelt_algorithm_argument_and_bad_device(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"agent_kwargs": {"learning_rat": 0.1}}))
+    line = one_line_error(memagent("train", "--agent", "ppo", "--steps", 64, "--config", cfg,
+                                   "--run-dir", tmp_path / "run"), "train")
+    assert "learning_rat" in line and "agent_kwargs" in line
+    line = one_line_error(memagent("train", "--device", "gpu"), "train")
+    assert "--device must be auto, cpu or cuda" in line

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 
-from tests.cli.helpers import env_vars, train_env
+from .helpers import env_vars, train_env
 
 # Train a tiny run, then save a second checkpoint whose write dies half way (os._exit, as a
 # SIGKILL would): the half-written temporary file must not hide the first checkpoint.

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.cli.helpers import memagent
+from .helpers import memagent
 
 
 def test_man_train_eval_render(tmp_path):
