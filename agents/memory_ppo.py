@@ -52,6 +52,10 @@ class MemoryPPO(OnPolicyAlgorithm):
     :param vf_coef: value-loss coefficient.
     :param max_grad_norm: gradient-norm clip.
     :param target_kl: stop an update early when the approximate KL passes ``1.5 * target_kl``.
+    :param bootstrap_truncated: at a time-limit truncation add ``gamma * V(terminal obs)`` to
+        the reward (SB3's behaviour, right when the limit only interrupts the task). Pass
+        False where running out of time is failing the task (memagent's mazes): bootstrapping
+        then pays an agent for waiting out the clock.
     :param stats_window_size: episodes the rollout logs average over.
     :param tensorboard_log: TensorBoard folder, ``None`` for none.
     :param policy_kwargs: policy arguments, e.g. ``dict(memory="gru", memory_kwargs={...})``.
@@ -73,7 +77,8 @@ class MemoryPPO(OnPolicyAlgorithm):
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
                  normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, target_kl: float | None = None,
-                 stats_window_size: int = 100, tensorboard_log: str | None = None,
+                 bootstrap_truncated: bool = True, stats_window_size: int = 100,
+                 tensorboard_log: str | None = None,
                  policy_kwargs: dict[str, Any] | None = None, verbose: int = 0,
                  seed: int | None = None, device: th.device | str = "auto",
                  _init_setup_model: bool = True):
@@ -94,6 +99,7 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.batch_size, self.n_epochs = batch_size, n_epochs
         self.clip_range, self.clip_range_vf = clip_range, clip_range_vf
         self.normalize_advantage, self.target_kl = normalize_advantage, target_kl
+        self.bootstrap_truncated = bootstrap_truncated
         self._last_memory_state = None
         if _init_setup_model:
             self._setup_model()
@@ -153,7 +159,7 @@ class MemoryPPO(OnPolicyAlgorithm):
             n_steps += 1
             # A time-limit truncation bootstraps with the value of the terminal observation,
             # read by the memory as the episode's next step (SB3 issue #633).
-            for idx in np.flatnonzero(dones):
+            for idx in np.flatnonzero(dones) if self.bootstrap_truncated else ():
                 if (infos[idx].get("terminal_observation") is not None
                         and infos[idx].get("TimeLimit.truncated", False)):
                     terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]

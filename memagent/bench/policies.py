@@ -28,11 +28,13 @@ def _make_model(agent: str, env, *, n_steps: int, seed: int, device: str, hidden
     if agent == "ppo":
         from stable_baselines3 import PPO
 
-        return PPO("MlpPolicy", env, n_steps=n_steps, seed=seed, device=device)
+        return PPO("MlpPolicy", env, n_steps=n_steps, batch_size=min(64, n_steps * env.num_envs),
+                   seed=seed, device=device)
     if agent == "recurrent-ppo":
         from sb3_contrib import RecurrentPPO
 
         return RecurrentPPO("MlpLstmPolicy", env, n_steps=n_steps, seed=seed, device=device,
+                            batch_size=min(128, n_steps * env.num_envs),
                             policy_kwargs=dict(lstm_hidden_size=hidden))
     from memagent.agents.memory_ppo import MemoryPPO
 
