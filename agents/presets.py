@@ -83,9 +83,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                                          learning_rate=3e-4, ent_coef=0.0, gamma=0.99)),
     "ppo": dict(total_timesteps=100_000, n_envs=8,
                 agent_kwargs=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=3e-4)),
-    "dqn": dict(total_timesteps=100_000, n_envs=4, memory_kwargs=dict(window=16),
-                agent_kwargs=dict(learning_starts=1_000, buffer_size=50_000,
-                                  exploration_fraction=0.3, target_update_interval=1_000)),
+    # gamma 0.9: with a history memory, 0.99 over-values free moves at the junction and the
+    # greedy policy loops until the time limit (measured: 0.99 -> 0/100, 0.9 -> 100/100).
+    "dqn": dict(total_timesteps=100_000, n_envs=4,
+                memory_kwargs=dict(window=16, embed_dim=32, hidden_dim=32),
+                agent_kwargs=dict(learning_rate=1e-3, buffer_size=20_000, learning_starts=1_000,
+                                  batch_size=64, gamma=0.9, train_freq=4,
+                                  target_update_interval=500, exploration_fraction=0.3,
+                                  exploration_final_eps=0.05,
+                                  policy_kwargs=dict(net_arch=[64]))),
     # total_timesteps: Q-learning steps of the behaviour policy; then collect_steps of acting
     # and filing screens, then memory_steps Adam steps of the long-term memory (MAN §4.2).
     "man": dict(memory="typeA", total_timesteps=20_000, n_envs=1,
@@ -101,8 +107,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "memory-ppo": dict(total_timesteps=40_000, n_envs=8),
         # no memory: stays at chance, the baseline to compare with
         "ppo": dict(total_timesteps=60_000),
-        # runs end to end but does not solve the maze at this budget (docs/cli.md)
-        "dqn": dict(total_timesteps=60_000, memory_kwargs=dict(window=16)),
+        # seeds 0-6: 100/100 greedy successes after 12k steps (tests/agents/test_history.py)
+        "dqn": dict(total_timesteps=12_000),
     },
     "CartPole-v1": {
         "ppo": dict(total_timesteps=50_000, n_envs=8),
@@ -226,7 +232,9 @@ def wrap_venv(config, venv, norm_path=None, training: bool = True):
     elif config.normalize:
         from stable_baselines3.common.vec_env import VecNormalize
 
-        venv = VecNormalize(venv)
+        # dqn's observation is a history window with validity flags and tile codes that the
+        # extractor reads as they are: normalise its rewards only (docs/history.md, limits)
+        venv = VecNormalize(venv, norm_obs=config.agent != "dqn")
     return venv, policy_kwargs
 
 

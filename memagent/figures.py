@@ -4,7 +4,8 @@
 vertically (``state_id = direction * n_positions + position``), with the imagined screens on
 the left panel and real screens of the same states on the right. A state the agent never
 visited is drawn greyed out with a red cross in both panels (its imagined screen is only the
-prior's sample; it has no real screen). Written as PNG with pygame; :func:`show` opens a
+prior's sample; its real cell shows what the caller passes, e.g. the env's noise-free
+``canonical_screen``, or black). Written as PNG with pygame; :func:`show` opens a
 pygame window.
 
 Geometry (for readers of the pixels, tests included): :class:`Layout` gives every cell's box.
@@ -76,7 +77,8 @@ def state_figure(imagined: np.ndarray, n_positions: int, n_directions: int,
 
     :param imagined: (n_states, h, w, 3) one imagined screen per state id.
     :param visited: (n_states,) bool: states the agent filed screens of.
-    :param real: (n_states, h, w, 3) a real screen per state (ignored where not visited).
+    :param real: (n_states, h, w, 3) a real screen per state (greyed and crossed where not
+        visited).
     """
     n_states = n_positions * n_directions
     imagined = np.asarray(imagined)
@@ -95,7 +97,7 @@ def state_figure(imagined: np.ndarray, n_positions: int, n_directions: int,
             d, p = divmod(s, n_positions)
             cell = _to_uint8_rgb(screens[s])
             if not visited[s]:
-                cell = mark_unvisited(cell if panel == 0 else np.zeros_like(cell))
+                cell = mark_unvisited(cell)
             y0, x0, y1, x1 = layout.box(panel, d, p)
             canvas[y0:y1, x0:x1] = cell
     return canvas, layout

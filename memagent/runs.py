@@ -159,9 +159,18 @@ def new_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
     return path
 
 
-def check_run_dir(path: str | Path) -> Path:
-    """The run folder at ``path``, or a one-line error saying why it is not one."""
+def check_run_dir(path: str | Path, root: str | Path = "runs") -> Path:
+    """The run folder at ``path``, or a one-line error saying why it is not one.
+
+    ``"latest"`` names the run under ``root`` whose ``config.json`` was written last (the
+    newest run), unless a folder called ``latest`` exists.
+    """
     path = Path(path)
+    if str(path) == "latest" and not path.exists():
+        found = sorted(Path(root).glob(f"*/{CONFIG_FILE}"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(f"no runs in {str(root)!r} yet: run `memagent train` first")
+        return found[-1].parent
     if not path.exists():
         raise FileNotFoundError(f"run folder {str(path)!r} does not exist")
     if not path.is_dir() or not (path / CONFIG_FILE).is_file():

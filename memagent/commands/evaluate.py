@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "eval", help="evaluate a run: success rate and return with 95%% confidence intervals",
         description="Evaluate the newest model of a run folder on fresh episodes.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train, or `latest` (the newest run in runs/)")
     p.add_argument("--episodes", type=int, default=100, metavar="N", help="episodes (default 100)")
     p.add_argument("--env", default=None, metavar="ENV_ID", help="evaluate on another env (same observations)")
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         "render", help="render a run's agent to a GIF / PNG folder, memory state beside the screen",
         description="Play episodes with a run's newest model and write the frames.",
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train, or `latest` (the newest run in runs/)")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="FILE.gif, FILE.mp4 (needs imageio-ffmpeg) or DIR/ for PNG frames")
     p.add_argument("--episodes", type=int, default=2, metavar="N", help="episodes (default 2)")

@@ -121,7 +121,7 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     out, run = tmp_path / "fig.png", tmp_path / "run"
     argv = ["imagine", "--env", ENV_ID, "--out", str(out), "--memory", "typeA",
             "--steps", "150", "--q-steps", "600", "--collect-steps", "120", "--epsilon", "0",
-            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--learning-rate", "1e-3",
+            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--learning-rate", "1e-3", "--no-linear-skip",
             "--seed", "0", "--save-run", str(run)]
     assert main(argv) == 0
     text = capsys.readouterr().out
