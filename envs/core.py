@@ -186,12 +186,15 @@ class GridEngine:
 
     def _shaped(self, reward: np.ndarray, a, moved, on_junction, chose, success) -> np.ndarray:
         """Adds ``penalty`` for a wrong door and ``-cost`` for a step that does not move east,
-        except up/down/east on a junction (the choice): the shaping that lets a memoryless
-        policy learn to walk. Worlds with doors set ``penalty`` and ``cost``."""
+        except a move on a junction that enters a door or moves along a hall (the choice): the
+        shaping that lets a memoryless policy learn to walk. Bumping a wall costs everywhere,
+        so waiting at the junction for the time limit never pays. Worlds with doors set
+        ``penalty`` and ``cost``."""
         if self.penalty:
             reward += np.float32(self.penalty) * (chose & ~success)
         east = a == RIGHT
-        reward -= self.cost * ~((moved & east) | (on_junction & (a != LEFT)))
+        free = (moved & east) | (on_junction & (moved | chose) & (a != LEFT))
+        reward -= self.cost * ~free
         return reward
 
     def observe(self, idx: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:

@@ -131,8 +131,8 @@ class TMazeEnv(GridEnv):
 
     +1 for entering the door of the cue, ``penalty`` (default 0) for another door. Shaping:
     every step that does not move the agent east costs ``step_penalty`` (default
-    ``1 / length``, ``0`` turns it off), except the choosing moves on the junction (up, down,
-    east; a step back west costs too), so a
+    ``1 / length``, ``0`` turns it off), except the choosing moves on the junction (into a
+    door, or along the hall; bumping a wall or a step back west costs too), so a
     memoryless agent learns to walk the corridor quickly and only the choice needs memory.
     The best return is 1.
 
