@@ -57,7 +57,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     cells = [[fmt(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths, strict=True)) + " |"  # noqa: E731
     out = [line(headers), "| " + " | ".join("-" * w for w in widths) + " |"]
     out += [line(r) for r in cells]
     return "\n".join(out)
