@@ -68,7 +68,8 @@ class HopfieldCore(MemoryCore):
         nn.init.zeros_(self.query.bias)
         # W_v folded into the output map: [x_t, z_1..z_heads] -> y.
         self.out = nn.Linear(self.input_dim + heads * self.key_dim, self.output_dim)
-        self._last: tuple[Tensor, Tensor] | None = None
+        self._last: tuple[Tensor, ...] | None = None
+        self._aranges: dict = {}
 
     def initial_state(self, batch_size: int, device=None) -> State:
         return (torch.zeros(batch_size, self.capacity, self.input_dim, device=device),
@@ -78,10 +79,72 @@ class HopfieldCore(MemoryCore):
         p = p.clamp(min=0).unsqueeze(-1)
         return torch.cat([torch.log1p(p) / math.log1p(self.capacity), 1.0 / (1.0 + p)], -1)
 
-    def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
-        from memagent.memory.hopfield import retrieve
+    def _arange(self, n: int, device) -> Tensor:
+        """``arange(n)`` (float), cached: the step path asks for one every call."""
+        cached = self._aranges.get((n, device))
+        if cached is None:
+            cached = self._aranges[(n, device)] = torch.arange(n, device=device, dtype=torch.float32)
+        return cached
 
+    def _read(self, q: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Weights and retrieval of ``q (B, h, Q, D)`` over ``keys (B, N, D)``, ``mask (B, 1|h, Q, N)``.
+
+        The softmax case inlines :func:`memagent.memory.hopfield.retrieve` with the same
+        operations (so the same numbers), minus what cannot matter here: every query may read
+        at least its own step, so no row is fully masked and multiplying the weights by the
+        mask changes nothing.
+        """
+        k = keys.unsqueeze(1)  # (B, 1, N, D), broadcast over the heads
+        if self.separation != "softmax":
+            from memagent.memory.hopfield import retrieve
+
+            z, w = retrieve(q, k, separation=self.separation, beta=self.beta, mask=mask,
+                            return_weights=True)
+            return w, z
+        scores = q @ k.transpose(-1, -2)  # (B, h, Q, N)
+        if self.beta != 1.0:
+            scores = self.beta * scores
+        w = torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
+        return w, w @ k
+
+    def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
+        if x.shape[0] == 1:
+            return self._step(x, state, episode_starts)
+        return self._sequence(x, state, episode_starts)
+
+    def _step(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+        """T = 1 (rollout collection), the same maths as :meth:`_sequence` with fewer ops.
+
+        The new step is always in its own episode and window, so the read attends it plus the
+        stored steps ``j`` of the same episode (none after a start) inside the window: the
+        last ``min(count, capacity - 1)`` of them. No row is ever fully masked.
+        """
+        x0 = x[0]  # (B, F)
+        B = x0.shape[0]
+        C = self.capacity
+        x_mem, count = state  # (B, C, F), (B,)
+        n_old = min(C, max(int(count.max()), 0)) if B else 0
+        start = episode_starts[0].to(torch.bool)  # (B,)
+        p_new = torch.where(start, 0.0, count.to(x0.dtype))  # (B,) position of the new step
+        p_old = count.to(x0.dtype)[:, None] - n_old + self._arange(n_old, x0.device)  # (B, n_old)
+        mem_p = torch.cat([p_old, p_new[:, None]], 1)  # (B, N)
+        mem = torch.cat([x_mem[:, C - n_old:], x0[:, None]], 1)  # (B, N, F)
+        keys = torch.cat([mem, self._positions(mem_p)], -1)  # (B, N, D)
+        old_ok = (p_old >= 0) & ~start[:, None]  # same episode, not empty
+        if n_old == C:
+            old_ok[:, 0] = False  # capacity steps back: just outside the window
+        mask = torch.cat([old_ok, old_ok.new_ones(B, 1)], 1)  # (B, N)
+        q = self.query(x0).view(B, self.heads, 1, self.key_dim)  # (B, h, 1, D)
+        w, z = self._read(q, keys, mask[:, None, None])  # (B, h, 1, N), (B, h, 1, D)
+        w, z = w[:, :, 0], z[:, :, 0]
+        y = torch.tanh(self.out(torch.cat([x0, z.reshape(B, -1)], -1)))  # (B, H)
+        self._last = (w.detach(), mem_p.detach())
+        x_mem = torch.cat([x_mem[:, 1:], x0[:, None]], 1)  # drop the oldest, append the newest
+        return y.unsqueeze(0), (x_mem, (p_new + 1).to(count.dtype))
+
+    def _sequence(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+        """T >= 1: one masked attention over the stored steps and the sequence."""
         T, B, F = x.shape
         C, dev = self.capacity, x.device
         x_mem, count = state  # (B, C, F), (B,)
@@ -106,11 +169,10 @@ class HopfieldCore(MemoryCore):
         mask = (window[None] & (seg.t()[:, :, None] == seg_k[:, None, :])
                 & (mem_p >= 0)[:, None, :])  # (B, T, N)
         q = self.query(x).view(T, B, self.heads, self.key_dim).permute(1, 2, 0, 3)  # (B, h, T, D)
-        z, w = retrieve(q, keys.unsqueeze(1), separation=self.separation, beta=self.beta,
-                        mask=mask.unsqueeze(1), return_weights=True)  # (B, h, T, D), (B, h, T, N)
+        w, z = self._read(q, keys, mask.unsqueeze(1))  # (B, h, T, N), (B, h, T, D)
+        self._last = (w[:, :, -1].detach(), mem_p.detach())
         z = z.permute(2, 0, 1, 3).reshape(T, B, self.heads * self.key_dim)  # (B, h, T, D) -> (T, B, h*D)
         y = torch.tanh(self.out(torch.cat([x, z], -1)))  # (T, B, H)
-        self._last = (w[:, :, -1].detach(), mem_p.detach())
         x_mem = torch.cat([x_mem, x.transpose(0, 1)], 1)[:, -C:] if T < C else x.transpose(0, 1)[:, -C:]
         return y, (x_mem, (p_new[-1] + 1).to(count.dtype))
 
@@ -120,7 +182,7 @@ class HopfieldCore(MemoryCore):
         if self._last is None:
             return {}
         w, p = self._last
-        return {"attention": w.cpu().numpy(), "positions": p.cpu().numpy()}
+        return {"attention": w.cpu().numpy(), "positions": p.long().cpu().numpy()}
 
 
 class NMNCore(MemoryCore):

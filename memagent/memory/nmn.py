@@ -70,7 +70,8 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     while d < b.shape[0]:
         # (a1, b1) then (a2, b2) composes to (a1 a2, a2 b1 + b2)
         b = torch.cat([b[:d], a[d:] * b[:-d] + b[d:]], dim=0)
-        a = torch.cat([a[:d], a[d:] * a[:-d]], dim=0)
+        if 2 * d < b.shape[0]:  # the last level's decays are never read
+            a = torch.cat([a[:d], a[d:] * a[:-d]], dim=0)
         d *= 2
     return b
 
@@ -212,12 +213,16 @@ class NMNLayer(nn.Module):
         x = torch.sigmoid(self.linear(u))  # eq. 1: (T, B, F) -> (T, B, H)
         a, g = self._write(u, x)  # (T, B, H, 1), (T, B, H, mem_dim)
         a, g = self._decays(a), self._inputs(g)
-        keep = torch.ones(T, B, 1, 1, dtype=x.dtype, device=x.device)
         if episode_starts is not None:
             if episode_starts.shape != (T, B):
                 raise ValueError(f"episode_starts must have shape (T, B) = ({T}, {B}), "
                                  f"got {tuple(episode_starts.shape)}")
             keep = (1.0 - episode_starts.to(x.dtype)).view(T, B, 1, 1)
+        else:
+            keep = torch.ones(T, B, 1, 1, dtype=x.dtype, device=x.device)
+        if T == 1:  # one step (rollout collection): the scan's result without its bookkeeping
+            before = keep * state.unsqueeze(0)  # M_0, reset: (1, B, H, state_dim)
+            return self._augment(x, self.read(before)), ((keep * a) * state.unsqueeze(0) + g)[0]
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
         return self._augment(x, self.read(before)), states[-1]
