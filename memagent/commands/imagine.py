@@ -99,9 +99,28 @@ def real_screens(env, agent):
     return real
 
 
+def random_screens(env_id: str, n_steps: int, seed: int):
+    """``n_steps`` real screens of a random-policy run and their state ids: ``(N, H, W, 3)``
+    uint8, ``(N,)`` ints (the goal's screens end episodes and are not among them)."""
+    import numpy as np
+
+    env = _make_env(env_id, seed)
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    screens, ids = [], []
+    for _ in range(n_steps):
+        screens.append(obs)
+        ids.append(info["state_id"])
+        obs, _, term, trunc, info = env.step(env.action_space.sample())
+        if term or trunc:
+            obs, info = env.reset()
+    return np.stack(screens), np.array(ids)
+
+
 def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
-    """Share of imagined screens of visited states that a classifier of state ids, trained on
-    real screens of a random-policy run (another seed), recognises as their own state.
+    """Share of imagined screens of visited states that a classifier of state ids (a small CNN,
+    see :class:`memagent.judge.CNNClassifier`), trained on real screens of a random-policy run
+    (another seed), recognises as their own state.
 
     :return: ``(score, per_state, n_states_in_judge_data, accuracy_on_held_out_real,
         (held-out real screens, their state ids))``.
@@ -110,19 +129,9 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
 
     from memagent.judge import Judge
 
-    env = _make_env(env_id, seed + 1)
-    obs, info = env.reset(seed=seed + 1)
-    env.action_space.seed(seed + 1)
-    screens, ids = [], []
-    for _ in range(n_steps):
-        screens.append(obs)
-        ids.append(info["state_id"])
-        obs, _, term, trunc, info = env.step(env.action_space.sample())
-        if term or trunc:
-            obs, info = env.reset()
-    screens, ids = np.stack(screens), np.array(ids)
+    screens, ids = random_screens(env_id, n_steps, seed + 1)
     cut = int(0.8 * len(ids))  # fit on 80 %, report accuracy on the last 20 % of real screens
-    judge = Judge(pool=2, classifier="ridge", seed=seed).fit(screens[:cut], ids[:cut])
+    judge = Judge(pool=2, classifier="cnn", seed=seed).fit(screens[:cut], ids[:cut])
     real_acc = judge.score(screens[cut:], ids[cut:]) if cut < len(ids) else float("nan")
     visited = np.flatnonzero(agent.coverage()["visited"])
     per_state = judge.per_class(imagined[visited], visited)
@@ -167,7 +176,7 @@ def run(args) -> int:
     if args.judge_steps > 0:
         score, _, n_judge_states, real_acc, held_out = judge_visited(
             args.env, agent, imagined, args.judge_steps, args.seed)
-        print(f"judge (ridge classifier of state ids trained on real screens of "
+        print(f"judge (CNN classifier of state ids trained on real screens of "
               f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
               f"of imagined screens of visited states recognised as their own state "
               f"({type(agent.long_term).__name__})")
