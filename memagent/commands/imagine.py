@@ -45,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="spread of the imagined latents around the state's prior mean (1: the "
+                   "prior; 0: the state's root screen; lower is more typical, less varied)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
@@ -101,19 +104,23 @@ def real_screens(env, agent):
 
 def random_screens(env_id: str, n_steps: int, seed: int):
     """``n_steps`` real screens of a random-policy run and their state ids: ``(N, H, W, 3)``
-    uint8, ``(N,)`` ints (the goal's screens end episodes and are not among them)."""
+    uint8, ``(N,)`` ints. The last screen of an episode is kept too: on Screens-v0 the goal's
+    screens are only ever terminal ones, and the agent files them."""
     import numpy as np
 
     env = _make_env(env_id, seed)
     obs, info = env.reset(seed=seed)
     env.action_space.seed(seed)
-    screens, ids = [], []
+    screens, ids, done = [], [], False
     for _ in range(n_steps):
         screens.append(obs)
         ids.append(info["state_id"])
-        obs, _, term, trunc, info = env.step(env.action_space.sample())
-        if term or trunc:
+        if done:
             obs, info = env.reset()
+            done = False
+        else:
+            obs, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
     return np.stack(screens), np.array(ids)
 
 
@@ -163,7 +170,8 @@ def run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnseenClassWarning)  # unvisited states are reported below
         th.manual_seed(args.seed)
-        imagined = agent.imagine(range(agent.n_states), n_imagined)  # (S, n, H, W, 3)
+        imagined = agent.imagine(range(agent.n_states), n_imagined,
+                                 temperature=args.temperature)  # (S, n, H, W, 3)
     cov = agent.coverage()
     figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions,
                              cov["visited"], real_screens(env, agent))
@@ -179,7 +187,7 @@ def run(args) -> int:
         print(f"judge (CNN classifier of state ids trained on real screens of "
               f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
               f"of imagined screens of visited states recognised as their own state "
-              f"({type(agent.long_term).__name__})")
+              f"({type(agent.long_term).__name__}, temperature {args.temperature:g})")
     if hasattr(agent.long_term, "recognize"):
         if args.judge_steps > 0:  # real screens the memory never saw, of the states it knows
             screens, ids = held_out
