@@ -71,6 +71,10 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
         # the dominant channel of an imagined screen (below the noise band) is its class's colour
         dominant = img[:, :, 4:].reshape(3, 4, -1, 3).mean(2).argmax(-1)
         assert (dominant == np.arange(3)[:, None]).mean() >= 0.9
+        root = mem.imagine([0, 1], 3, temperature=0.0)  # the class's root, n times
+        assert (root == root[:, :1]).all() and not (img == img[:, :1]).all()
+        with pytest.raises(ValueError, match="temperature"):
+            mem.imagine([0], 1, temperature=-1.0)
         with pytest.warns(UnseenClassWarning, match=r"\[3\]"):
             assert mem.imagine([3], 2).shape == (1, 2, 16, 16, 3)
         if kind == "typeB":
