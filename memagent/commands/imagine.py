@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--stem", type=int, choices=[2, 4], default=4,
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the memory's KL term")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
@@ -84,7 +85,8 @@ def train_agent(env, args):
                      seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
                                                                    "stem": args.stem,
                                                                    "skip": args.linear_skip},
-                                                    "learning_rate": args.learning_rate})
+                                                    "learning_rate": args.learning_rate,
+                                                    "beta": getattr(args, "beta", 1.0)})
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
     agent.train_memory(args.steps)
@@ -167,11 +169,12 @@ def run(args) -> int:
     if args.save_run:
         agent.save(args.save_run)
     n_imagined = 4
+    temperature = getattr(args, "temperature", 1.0)  # `memagent render` passes no temperature
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnseenClassWarning)  # unvisited states are reported below
         th.manual_seed(args.seed)
         imagined = agent.imagine(range(agent.n_states), n_imagined,
-                                 temperature=args.temperature)  # (S, n, H, W, 3)
+                                 temperature=temperature)  # (S, n, H, W, 3)
     cov = agent.coverage()
     figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions,
                              cov["visited"], real_screens(env, agent))
@@ -187,7 +190,7 @@ def run(args) -> int:
         print(f"judge (CNN classifier of state ids trained on real screens of "
               f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
               f"of imagined screens of visited states recognised as their own state "
-              f"({type(agent.long_term).__name__}, temperature {args.temperature:g})")
+              f"({type(agent.long_term).__name__}, temperature {temperature:g})")
     if hasattr(agent.long_term, "recognize"):
         if args.judge_steps > 0:  # real screens the memory never saw, of the states it knows
             screens, ids = held_out
