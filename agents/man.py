@@ -129,9 +129,10 @@ class ManAgent:
         seen = self.short_term.seen.copy()
         return {"seen": seen, "visited": seen > 0, "fraction": float((seen > 0).mean())}
 
-    def imagine(self, states, n: int = 1) -> np.ndarray:
-        """``n`` imagined screens per state: (len(states), n, *obs_shape)."""
-        return self.long_term.imagine(np.asarray(list(states)), n)
+    def imagine(self, states, n: int = 1, temperature: float = 1.0) -> np.ndarray:
+        """``n`` imagined screens per state: (len(states), n, *obs_shape); ``temperature``: see
+        :meth:`GenerativeMemory.imagine <memagent.memory.generative.GenerativeMemory.imagine>`."""
+        return self.long_term.imagine(np.asarray(list(states)), n, temperature=temperature)
 
     def real_screens(self) -> np.ndarray:
         """The newest real screen of every state, zeros where none: (n_states, *obs_shape)."""

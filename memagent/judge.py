@@ -5,6 +5,12 @@ was asked for. A judge measures it without trusting the memory: a linear classif
 (logistic or ridge regression) trained on *real* items (digits, or screens average-pooled in
 ``pool x pool`` blocks) predicts the class of every imagined item; the score is the share
 recognised as the class asked for.
+
+For screens the linear judge is weak (the ridge classifier recognises ~87% of held-out real
+Screens-v0 screens: distractors, shifts and noise are not linear in pixels), so screens get
+``classifier="cnn"``: a small convolutional network (three 3x3 conv + max-pool blocks on the
+2x2-pooled screen, a linear head) trained with Adam and +-2 px shift augmentation on the real
+screens only; ~99% on held-out real screens after well under a minute on one CPU core.
 """
 
 from __future__ import annotations
@@ -28,15 +34,19 @@ class Judge:
 
     :param pool: average-pooling block for channels-last images (64 x 64 screens -> 32 x 32
         with ``pool=2``); ignored for vectors and 2-D images.
-    :param classifier: ``"logistic"`` (scikit-learn's LogisticRegression) or ``"ridge"``
-        (RidgeClassifier: a closed-form fit, seconds on thousands of screens).
+    :param classifier: ``"logistic"`` (scikit-learn's LogisticRegression), ``"ridge"``
+        (RidgeClassifier: a closed-form fit, seconds on thousands of screens) or ``"cnn"``
+        (:class:`CNNClassifier`, channels-last images only: the strong judge for screens).
     :param seed: the classifier's seed.
+    :param cnn_kwargs: passed to :class:`CNNClassifier` (``epochs``, ``shift``, ...).
     """
 
-    def __init__(self, pool: int = 2, classifier: str = "logistic", seed: int = 0):
-        if classifier not in ("logistic", "ridge"):
-            raise ValueError(f"classifier must be 'logistic' or 'ridge', got {classifier!r}")
+    def __init__(self, pool: int = 2, classifier: str = "logistic", seed: int = 0,
+                 cnn_kwargs: dict | None = None):
+        if classifier not in ("logistic", "ridge", "cnn"):
+            raise ValueError(f"classifier must be 'logistic', 'ridge' or 'cnn', got {classifier!r}")
         self.pool, self.classifier, self.seed = int(pool), classifier, seed
+        self.cnn_kwargs = dict(cnn_kwargs or {})
         self.item_ndim: int | None = None
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> Judge:
@@ -47,6 +57,12 @@ class Judge:
             raise ValueError(f"need as many labels as images (> 0), got {len(images)} images, "
                              f"{len(labels)} labels")
         self.item_ndim = images.ndim - 1
+        if self.classifier == "cnn":
+            if self.item_ndim != 3:
+                raise ValueError(f"the cnn judge needs (N, H, W, C) images, got {images.shape}")
+            self.clf = CNNClassifier(pool=self.pool, seed=self.seed, **self.cnn_kwargs)
+            self.clf.fit(images, labels)
+            return self
         self.clf = (RidgeClassifier(alpha=1.0) if self.classifier == "ridge" else
                     LogisticRegression(max_iter=1000, C=1.0, random_state=self.seed))
         self.clf.fit(_features(images, self.item_ndim, self.pool), labels)
@@ -58,6 +74,8 @@ class Judge:
         images = np.asarray(images)
         if len(images) == 0:
             return np.zeros(0, dtype=np.int64)
+        if self.classifier == "cnn":
+            return self.clf.predict(images)
         return self.clf.predict(_features(images, self.item_ndim, self.pool))
 
     def score(self, images: np.ndarray, labels: np.ndarray) -> float:
@@ -73,3 +91,87 @@ class Judge:
         k, n = imagined.shape[:2]
         pred = self.predict(imagined.reshape(k * n, *imagined.shape[2:])).reshape(k, n)
         return (pred == keys[:, None]).mean(1)
+
+
+class CNNClassifier:
+    """A small CNN of channels-last images -> class, trained on real items only.
+
+    The image is average-pooled in ``pool x pool`` blocks, then three blocks of 3x3 conv, ReLU
+    and 2x2 max-pool, and a linear head on the flattened map (position in the image matters:
+    on screens it is the agent's cell). Each batch is shifted by up to ``shift`` pixels (of the
+    pooled image, edge-padded) so that the judge does not hang on exact pixel positions.
+
+    :param steps: Adam steps of ``batch_size`` items (one-cycle step size), whatever the number
+        of items: ~20 s on one CPU core for 64 x 64 screens with the defaults.
+    """
+
+    def __init__(self, pool: int = 2, channels: tuple[int, ...] = (16, 32, 64), steps: int = 900,
+                 batch_size: int = 64, learning_rate: float = 3e-3, shift: int = 1,
+                 seed: int = 0):
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        self.pool, self.channels, self.steps = int(pool), tuple(channels), int(steps)
+        self.batch_size, self.learning_rate = int(batch_size), float(learning_rate)
+        self.shift, self.seed = int(shift), seed
+        self.net = None
+
+    def _tensor(self, images: np.ndarray):
+        import torch as th
+        import torch.nn.functional as F
+
+        x = np.asarray(images)
+        scale = 255.0 if x.dtype == np.uint8 else 1.0
+        x = th.as_tensor(x.astype(np.float32) / scale).permute(0, 3, 1, 2)
+        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+
+    def _build(self, shape, n_classes: int):
+        import torch.nn as nn
+
+        c, h, w = shape
+        layers, cin = [], c
+        for cout in self.channels:
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            cin, h, w = cout, h // 2, w // 2
+        return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.2),
+                             nn.Linear(cin * h * w, n_classes))
+
+    def fit(self, images: np.ndarray, labels: np.ndarray) -> CNNClassifier:
+        import torch as th
+        import torch.nn.functional as F
+
+        gen = th.Generator().manual_seed(self.seed)
+        th.manual_seed(self.seed)
+        self.classes_, y = np.unique(np.asarray(labels), return_inverse=True)
+        x, y = self._tensor(images), th.as_tensor(y, dtype=th.long)
+        self.net = self._build(x.shape[1:], len(self.classes_))
+        opt = th.optim.Adam(self.net.parameters(), lr=self.learning_rate)
+        sched = th.optim.lr_scheduler.OneCycleLR(opt, self.learning_rate, total_steps=self.steps)
+        k, bs = self.shift, min(self.batch_size, len(x))
+        self.net.train()
+        order, at = th.randperm(len(x), generator=gen), 0
+        for _ in range(self.steps):
+            if at + bs > len(x):  # a new pass over the items
+                order, at = th.randperm(len(x), generator=gen), 0
+            idx, at = order[at:at + bs], at + bs
+            xb = x[idx]
+            if k > 0:
+                h, w = xb.shape[2:]
+                xb = F.pad(xb, (k, k, k, k), mode="replicate")
+                dy, dx = th.randint(0, 2 * k + 1, (2,), generator=gen).tolist()
+                xb = xb[:, :, dy:dy + h, dx:dx + w]
+            loss = F.cross_entropy(self.net(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        self.net.eval()
+        return self
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        import torch as th
+
+        out = []
+        with th.no_grad():
+            for b in range(0, len(images), 512):
+                out.append(self.net(self._tensor(images[b:b + 512])).argmax(1).numpy())
+        return self.classes_[np.concatenate(out)]

@@ -42,9 +42,13 @@ def register(subparsers) -> None:
     p.add_argument("--stem", type=int, choices=[2, 4], default=4,
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
+    p.add_argument("--beta", type=float, default=1.0, help="weight of the memory's KL term")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="spread of the imagined latents around the state's prior mean (1: the "
+                   "prior; 0: the state's root screen; lower is more typical, less varied)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
@@ -81,7 +85,8 @@ def train_agent(env, args):
                      seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
                                                                    "stem": args.stem,
                                                                    "skip": args.linear_skip},
-                                                    "learning_rate": args.learning_rate})
+                                                    "learning_rate": args.learning_rate,
+                                                    "beta": getattr(args, "beta", 1.0)})
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
     agent.train_memory(args.steps)
@@ -99,9 +104,32 @@ def real_screens(env, agent):
     return real
 
 
+def random_screens(env_id: str, n_steps: int, seed: int):
+    """``n_steps`` real screens of a random-policy run and their state ids: ``(N, H, W, 3)``
+    uint8, ``(N,)`` ints. The last screen of an episode is kept too: on Screens-v0 the goal's
+    screens are only ever terminal ones, and the agent files them."""
+    import numpy as np
+
+    env = _make_env(env_id, seed)
+    obs, info = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    screens, ids, done = [], [], False
+    for _ in range(n_steps):
+        screens.append(obs)
+        ids.append(info["state_id"])
+        if done:
+            obs, info = env.reset()
+            done = False
+        else:
+            obs, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+    return np.stack(screens), np.array(ids)
+
+
 def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
-    """Share of imagined screens of visited states that a classifier of state ids, trained on
-    real screens of a random-policy run (another seed), recognises as their own state.
+    """Share of imagined screens of visited states that a classifier of state ids (a small CNN,
+    see :class:`memagent.judge.CNNClassifier`), trained on real screens of a random-policy run
+    (another seed), recognises as their own state.
 
     :return: ``(score, per_state, n_states_in_judge_data, accuracy_on_held_out_real,
         (held-out real screens, their state ids))``.
@@ -110,19 +138,9 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
 
     from memagent.judge import Judge
 
-    env = _make_env(env_id, seed + 1)
-    obs, info = env.reset(seed=seed + 1)
-    env.action_space.seed(seed + 1)
-    screens, ids = [], []
-    for _ in range(n_steps):
-        screens.append(obs)
-        ids.append(info["state_id"])
-        obs, _, term, trunc, info = env.step(env.action_space.sample())
-        if term or trunc:
-            obs, info = env.reset()
-    screens, ids = np.stack(screens), np.array(ids)
+    screens, ids = random_screens(env_id, n_steps, seed + 1)
     cut = int(0.8 * len(ids))  # fit on 80 %, report accuracy on the last 20 % of real screens
-    judge = Judge(pool=2, classifier="ridge", seed=seed).fit(screens[:cut], ids[:cut])
+    judge = Judge(pool=2, classifier="cnn", seed=seed).fit(screens[:cut], ids[:cut])
     real_acc = judge.score(screens[cut:], ids[cut:]) if cut < len(ids) else float("nan")
     visited = np.flatnonzero(agent.coverage()["visited"])
     per_state = judge.per_class(imagined[visited], visited)
@@ -151,10 +169,12 @@ def run(args) -> int:
     if args.save_run:
         agent.save(args.save_run)
     n_imagined = 4
+    temperature = getattr(args, "temperature", 1.0)  # `memagent render` passes no temperature
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnseenClassWarning)  # unvisited states are reported below
         th.manual_seed(args.seed)
-        imagined = agent.imagine(range(agent.n_states), n_imagined)  # (S, n, H, W, 3)
+        imagined = agent.imagine(range(agent.n_states), n_imagined,
+                                 temperature=temperature)  # (S, n, H, W, 3)
     cov = agent.coverage()
     figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions,
                              cov["visited"], real_screens(env, agent))
@@ -167,10 +187,10 @@ def run(args) -> int:
     if args.judge_steps > 0:
         score, _, n_judge_states, real_acc, held_out = judge_visited(
             args.env, agent, imagined, args.judge_steps, args.seed)
-        print(f"judge (ridge classifier of state ids trained on real screens of "
+        print(f"judge (CNN classifier of state ids trained on real screens of "
               f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
               f"of imagined screens of visited states recognised as their own state "
-              f"({type(agent.long_term).__name__})")
+              f"({type(agent.long_term).__name__}, temperature {temperature:g})")
     if hasattr(agent.long_term, "recognize"):
         if args.judge_steps > 0:  # real screens the memory never saw, of the states it knows
             screens, ids = held_out

@@ -118,8 +118,9 @@ class GenerativeMemory(nn.Module):
         """Bernoulli negative log-likelihood summed over an item, averaged over the batch."""
         return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
 
-    def _sample_z(self, mean: th.Tensor) -> th.Tensor:
-        return mean + th.randn(mean.shape, generator=self.generator, device=self.device)
+    def _sample_z(self, mean: th.Tensor, temperature: float = 1.0) -> th.Tensor:
+        noise = th.randn(mean.shape, generator=self.generator, device=self.device)
+        return mean + temperature * noise
 
     # -- what each type defines ------------------------------------------------------------
     def loss(self, x: th.Tensor, keys: th.Tensor) -> tuple[th.Tensor, dict[str, float]]:
@@ -154,14 +155,20 @@ class GenerativeMemory(nn.Module):
         return history
 
     @th.no_grad()
-    def imagine(self, keys, n: int = 1) -> np.ndarray:
+    def imagine(self, keys, n: int = 1, temperature: float = 1.0) -> np.ndarray:
         """``n`` imagined items of each class in ``keys``: array (len(keys), n, *item_shape),
         uint8 for uint8 items (screens), else float32 in the items' range.
+
+        ``temperature`` scales the spread of the latent around the class's prior mean: 1 samples
+        the prior, 0 decodes the class's root (the same item n times), between them trades
+        variety for typical items.
 
         A class never seen in ``fit`` warns (:class:`UnseenClassWarning`) and gives the
         decoded sample of its prior.
         """
         keys = self._keys(keys)
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
         unseen = sorted({int(k) for k in keys[self.seen[keys] == 0].tolist()})
         if unseen:
             warnings.warn(f"imagining classes the memory never saw: {unseen}; these are "
@@ -169,7 +176,7 @@ class GenerativeMemory(nn.Module):
                           stacklevel=3)  # past torch's no_grad wrapper, to the caller
         self.eval()
         rep = keys.repeat_interleave(n)                                      # (K*n,)
-        z = self._sample_z(self.prior_mean(rep))                             # (K*n, L)
+        z = self._sample_z(self.prior_mean(rep), float(temperature))        # (K*n, L)
         out = self._output(self.decode(z, rep))                              # (K*n, *item)
         return out.reshape(len(keys), n, *self.item_shape)
 

@@ -128,6 +128,8 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     assert "4/8 states visited" in text and "[4, 5, 6, 7]" in text
     judged = float(re.search(r"([\d.]+)% of imagined screens of visited", text).group(1))
     assert judged >= 75.0
+    real = float(re.search(r"([\d.]+)% on held-out real screens", text).group(1))
+    assert real >= 95.0  # the CNN judge recognises real screens before it judges imagined ones
     img = load_png(out)
     layout = Layout(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
     assert img.shape == (*layout.shape, 3)

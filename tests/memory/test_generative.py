@@ -27,6 +27,25 @@ def test_digits_imagined_classified_as_asked(kind):
         assert r["recognize"] >= 0.85
 
 
+def test_cnn_judge_recognises_real_screens():
+    """The judge of imagined screens must first recognise real ones: a small CNN trained on
+    real Screens-v0 screens of a random-policy run, scored on held-out real screens of the
+    next steps (distractors, shifts and noise differ); the ridge judge stays below it."""
+    from memagent.commands.imagine import random_screens
+    from memagent.judge import Judge
+
+    screens, ids = random_screens("memagent/Screens-v0", 2500, seed=1)
+    cut = 2000
+    assert len(set(ids[:cut].tolist())) == 46  # all but the goal facing north or west (unreachable)
+    judge = Judge(pool=2, classifier="cnn", seed=0, cnn_kwargs={
+        "channels": (8, 16, 32), "steps": 800, "learning_rate": 5e-3}).fit(screens[:cut], ids[:cut])
+    assert judge.score(screens[cut:], ids[cut:]) >= 0.95
+    per = judge.per_class(screens[cut:cut + 40].reshape(10, 4, 64, 64, 3), ids[cut:cut + 40:4])
+    assert per.shape == (10,)
+    with pytest.raises(ValueError, match="cnn judge"):
+        Judge(classifier="cnn").fit(np.zeros((4, 8)), np.arange(4))
+
+
 def test_queues_beat_plain_replay_on_rare_classes():
     r = imbalance_experiment("typeB", steps=300, seed=0, n_imagined=20, n_frequent=1000)
     assert r["held"]["class queues"][5:].min() == 10  # every rare item kept
@@ -52,6 +71,10 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
         # the dominant channel of an imagined screen (below the noise band) is its class's colour
         dominant = img[:, :, 4:].reshape(3, 4, -1, 3).mean(2).argmax(-1)
         assert (dominant == np.arange(3)[:, None]).mean() >= 0.9
+        root = mem.imagine([0, 1], 3, temperature=0.0)  # the class's root, n times
+        assert (root == root[:, :1]).all() and not (img == img[:, :1]).all()
+        with pytest.raises(ValueError, match="temperature"):
+            mem.imagine([0], 1, temperature=-1.0)
         with pytest.warns(UnseenClassWarning, match=r"\[3\]"):
             assert mem.imagine([3], 2).shape == (1, 2, 16, 16, 3)
         if kind == "typeB":
