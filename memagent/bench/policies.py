@@ -99,17 +99,10 @@ def _make_batch(agent: str) -> str:
 
 
 def _success(model, env_id: str, episodes: int, seed: int) -> float:
-    import numpy as np
-
     from memagent.envs import make_vec
+    from memagent.evaluation import success_rate
 
-    env = make_vec(env_id, 8, seed=seed)
-    obs, state, starts, done = env.reset(), None, np.ones(8, dtype=bool), []
-    while len(done) < episodes:
-        actions, state = model.predict(obs, state=state, episode_start=starts, deterministic=True)
-        obs, _, starts, infos = env.step(actions)
-        done += [bool(infos[i].get("is_success", False)) for i in np.flatnonzero(starts)]
-    return float(np.mean(done[:episodes]))
+    return success_rate(model, make_vec(env_id, 8, seed=seed), episodes)
 
 
 def run_delay(args) -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memagent.evaluation import run_episodes
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -55,47 +57,6 @@ def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
         q = 1.959964
     half = q * float(x.std(ddof=1)) / math.sqrt(len(x))
     return mean, mean - half, mean + half
-
-
-def raw_reward(venv, rewards):
-    """The env's reward before VecNormalize scaled it (``rewards`` when not normalised)."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    return venv.get_original_reward() if isinstance(venv, VecNormalize) else rewards
-
-
-def run_episodes(model, venv, n_episodes: int, deterministic: bool = True, on_step=None):
-    """Play ``n_episodes`` split evenly over the envs; returns (returns, lengths, successes).
-
-    ``successes`` holds ``info["is_success"]`` per episode (``None`` where the env sets none).
-    ``on_step(infos, model)`` runs after every step (rendering uses it).
-    """
-    n = venv.num_envs
-    targets = np.array([(n_episodes + i) // n for i in range(n)])
-    counts = np.zeros(n, dtype=int)
-    cur_r, cur_l = np.zeros(n), np.zeros(n, dtype=int)
-    returns, lengths, successes = [], [], []
-    obs, state = venv.reset(), None
-    episode_start = np.ones(n, dtype=bool)
-    while (counts < targets).any():
-        action, state = model.predict(obs, state=state, episode_start=episode_start,
-                                      deterministic=deterministic)
-        obs, rewards, dones, infos = venv.step(action)
-        cur_r += raw_reward(venv, rewards)
-        cur_l += 1
-        if on_step is not None:
-            on_step(infos, model)
-        for i in np.flatnonzero(dones):
-            if counts[i] < targets[i]:
-                ep = infos[i].get("episode")
-                returns.append(float(ep["r"]) if ep else float(cur_r[i]))
-                lengths.append(int(ep["l"]) if ep else int(cur_l[i]))
-                s = infos[i].get("is_success")
-                successes.append(None if s is None else bool(s))
-            counts[i] += 1
-            cur_r[i], cur_l[i] = 0.0, 0
-        episode_start = dones
-    return returns, lengths, successes
 
 
 def _man_episodes(run_dir, args):

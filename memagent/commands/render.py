@@ -191,7 +191,7 @@ def _render_man(run_dir: Path, args) -> int:
 
 
 def render(args: argparse.Namespace) -> int:
-    from memagent.commands.evaluate import raw_reward
+    from memagent.evaluation import raw_reward
     from memagent.runs import check_run_dir, load_run, read_config
 
     run_dir = check_run_dir(args.run_dir)

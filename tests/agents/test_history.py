@@ -11,6 +11,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan
 
+from memagent.evaluation import success_rate
 from memagent.history import HopfieldExtractor, ObservationHistory, with_memory
 
 
@@ -171,15 +172,6 @@ def test_padding_is_never_attended(dtype):
     assert not th.allclose(ext(changed)[0], features[0])
 
 
-def _success_rate(model, venv, n_episodes: int) -> float:
-    obs, successes = venv.reset(), []
-    while len(successes) < n_episodes:
-        actions, _ = model.predict(obs, deterministic=True)
-        obs, _, dones, infos = venv.step(actions)
-        successes += [bool(infos[i]["is_success"]) for i in np.flatnonzero(dones)]
-    return float(np.mean(successes[:n_episodes]))
-
-
 @pytest.mark.slow
 def test_dqn_with_memory_solves_tmaze():
     """Plain SB3 DQN + ObservationHistory + HopfieldExtractor beats chance (50%) on TMaze-v0."""
@@ -205,4 +197,4 @@ def test_dqn_with_memory_solves_tmaze():
     )
     model.learn(12_000)
     eval_venv, _ = with_memory(make_vec("memagent/TMaze-v0", 8, seed=1000), window=16)
-    assert _success_rate(model, eval_venv, 100) >= 0.8
+    assert success_rate(model, eval_venv, 100) >= 0.8

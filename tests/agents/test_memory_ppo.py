@@ -10,6 +10,7 @@ from memagent.agents.memory_ppo import MemoryPPO
 from memagent.envs import make_vec
 from stable_baselines3.common.evaluation import evaluate_policy
 
+from memagent import evaluation
 from memagent.memory.recurrent import MemoryCore
 from memagent.policies import MemoryActorCriticPolicy
 
@@ -18,13 +19,7 @@ ENV = "memagent/TMaze-v0"
 
 def success_rate(model, n_episodes: int = 100, seed: int = 1000) -> float:
     """Deterministic success over ``n_episodes`` fresh T-maze episodes."""
-    env = make_vec(ENV, 8, seed=seed)
-    obs, state, starts, done = env.reset(), None, np.ones(8), []
-    while len(done) < n_episodes:
-        actions, state = model.predict(obs, state, starts, deterministic=True)
-        obs, _, starts, infos = env.step(actions)
-        done += [bool(infos[i].get("is_success", False)) for i in np.flatnonzero(starts)]
-    return float(np.mean(done))
+    return evaluation.success_rate(model, make_vec(ENV, 8, seed=seed), n_episodes)
 
 
 # Budgets and settings checked by tracking evaluation every 3 rollouts (docs/policies.md):
