@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "memagent/TMaze-L1000-v0": {
         # a 1000-step delay: more envs for more episodes per rollout; target_kl and no
         # time-limit bootstrap keep PPO from unlearning the choice. Measured: seed 0 solves it
-        # (100% at 600k), seed 1 stays at chance (docs/policies.md, delay scaling)
+        # (100% at 600k), seed 1 stays at chance even at 1.2M (docs/policies.md, delay scaling)
         "memory-ppo": dict(total_timesteps=600_000, n_envs=16,
                            agent_kwargs=dict(target_kl=0.01, bootstrap_truncated=False)),
     },
