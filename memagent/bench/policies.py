@@ -55,6 +55,8 @@ def _available(core: str) -> bool:
 
 
 def run_policies(args) -> int:
+    import statistics
+
     import torch
 
     from memagent.envs import make_vec
@@ -62,32 +64,45 @@ def run_policies(args) -> int:
 
     cores = _csv(args.cores)
     _check_cores(cores)
+    envs = _csv(args.env)
     if args.rollouts < 1:
         raise ValueError(f"--rollouts must be >= 1, got {args.rollouts}")
+    if args.repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
     device = str(resolve_device(args.device))
     torch.set_num_threads(args.threads)
     agents = ["ppo", "recurrent-ppo"] + [c for c in cores if _available(c)]
     skipped = [c for c in cores if not _available(c)]
     per_rollout = args.n_envs * args.n_steps
-    rates = {}
-    for agent in agents:
-        env = make_vec(args.env, args.n_envs, seed=args.seed)
-        model = _make_model(agent, env, n_steps=args.n_steps, seed=args.seed, device=device)
-        model.learn(per_rollout)  # warm-up: one rollout and one update
-        start = time.perf_counter()
-        model.learn(per_rollout * args.rollouts, reset_num_timesteps=False)
-        rates[agent] = per_rollout * args.rollouts / (time.perf_counter() - start)
-        print(f"  {agent}: {rates[agent]:,.0f} steps/s", flush=True)
     names = {"ppo": ("SB3 PPO", "none (MLP)"), "recurrent-ppo": ("sb3-contrib RecurrentPPO", "lstm")}
-    rows = []
-    for agent in agents:
-        algo, memory = names.get(agent, ("memagent MemoryPPO", agent))
-        batch = _make_batch(agent)
-        rows.append([algo, memory, batch, rates[agent], rates[agent] / rates["ppo"],
-                     rates[agent] / rates["recurrent-ppo"]])
-    report("policies", ["agent", "memory", "batch", "train steps/s", "vs PPO", "vs RecurrentPPO"],
-           rows, args.json, extra={"env": args.env, "n_envs": args.n_envs, "n_steps": args.n_steps,
-                                   "rollouts": args.rollouts, "device": device, "skipped": skipped})
+    rows, rates = [], {}
+    for env_id in envs:
+        models = {}
+        for agent in agents:
+            models[agent] = _make_model(agent, make_vec(env_id, args.n_envs, seed=args.seed),
+                                        n_steps=args.n_steps, seed=args.seed, device=device)
+            models[agent].learn(per_rollout)  # warm-up: one rollout and one update
+        # Interleaved rounds: on a shared machine, a burst of load hits every agent alike,
+        # and the median of the rounds ignores a round that one burst spoiled.
+        samples: dict[str, list[float]] = {a: [] for a in agents}
+        for round_ in range(args.repeats):
+            for agent in agents:
+                start = time.perf_counter()
+                models[agent].learn(per_rollout * args.rollouts, reset_num_timesteps=False)
+                samples[agent].append(per_rollout * args.rollouts / (time.perf_counter() - start))
+            print(f"  {env_id} round {round_ + 1}/{args.repeats}: "
+                  + ", ".join(f"{a} {samples[a][-1]:,.0f}" for a in agents), flush=True)
+        env_rates = {a: statistics.median(v) for a, v in samples.items()}
+        rates[env_id] = {"median": env_rates, "samples": samples}
+        for agent in agents:
+            algo, memory = names.get(agent, ("memagent MemoryPPO", agent))
+            rows.append([env_id.removeprefix("memagent/"), algo, memory, _make_batch(agent),
+                         env_rates[agent], env_rates[agent] / env_rates["ppo"],
+                         env_rates[agent] / env_rates["recurrent-ppo"]])
+    report("policies", ["env", "agent", "memory", "batch", "train steps/s", "vs PPO", "vs RecurrentPPO"],
+           rows, args.json, extra={"envs": envs, "n_envs": args.n_envs, "n_steps": args.n_steps,
+                                   "rollouts": args.rollouts, "repeats": args.repeats,
+                                   "device": device, "skipped": skipped, "rates": rates})
     if skipped:
         print(f"skipped (not available in this install): {', '.join(skipped)}")
     return 0
@@ -165,12 +180,17 @@ def register(subparsers) -> None:
         description="Training throughput (collection + updates) of MemoryPPO with every memory "
         "core, SB3 PPO (MlpPolicy) and sb3-contrib RecurrentPPO (MlpLstmPolicy), on the same env, "
         "net size (64-64 MLP, 64-unit memory), n_envs and n_steps, each with its library's "
-        "default minibatch and n_epochs=10.")
-    p.add_argument("--env", default="memagent/TMaze-v0", help="a memagent env id")
+        "default minibatch and n_epochs=10. Agents run in interleaved rounds; each rate is the "
+        "median of its rounds.")
+    p.add_argument("--env", default="memagent/TMaze-v0,memagent/TMaze-L100-v0",
+                   help="memagent env ids, comma-separated; the default pairs short episodes "
+                   "(~12 steps) with long ones (~110 steps, longer than a minibatch sequence)")
     p.add_argument("--cores", default=",".join(CORES), help="memory cores to measure")
     p.add_argument("--n-envs", type=int, default=8)
     p.add_argument("--n-steps", type=int, default=128)
-    p.add_argument("--rollouts", type=int, default=4, help="rollouts (+updates) timed per agent")
+    p.add_argument("--rollouts", type=int, default=3, help="rollouts (+updates) per agent per round")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="interleaved rounds per env; each agent's rate is the median of its rounds")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     add_common_args(p)

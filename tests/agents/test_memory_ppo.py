@@ -164,10 +164,16 @@ def test_bench_commands_smoke(tmp_path, capsys):
 
     out = tmp_path / "policies.json"
     assert main(["bench", "policies", "--cores", "gru,hopfield", "--n-envs", "2", "--n-steps", "8",
-                 "--rollouts", "1", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert [r[1] for r in rows] == ["none (MLP)", "lstm", "gru", "hopfield"]
-    assert all(r[3] > 0 for r in rows)
+                 "--rollouts", "1", "--repeats", "2", "--env", "memagent/TMaze-v0,memagent/TMaze-L25-v0",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [r[2] for r in rows] == ["none (MLP)", "lstm", "gru", "hopfield"] * 2
+    assert [r[0] for r in rows] == ["TMaze-v0"] * 4 + ["TMaze-L25-v0"] * 4
+    assert all(r[4] > 0 for r in rows)
+    assert all(len(v) == 2 for v in data["rates"]["memagent/TMaze-v0"]["samples"].values())
+    assert [r[5] for r in rows if r[1] == "SB3 PPO"] == [1.0, 1.0]  # ratios against the same run's PPO
+    assert main(["bench", "policies", "--repeats", "0"]) == 2
     assert main(["bench", "delay", "--lengths", "10,25", "--cores", "hopfield", "--budget", "64",
                  "--episodes", "2", "--n-envs", "2", "--n-steps", "8", "--transfer"]) == 0
     assert "L=25" in capsys.readouterr().out
