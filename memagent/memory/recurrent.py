@@ -30,6 +30,68 @@ from torch.nn.utils.rnn import pack_padded_sequence
 State = tuple[Tensor, ...]
 
 
+class _GRUSequence(torch.autograd.Function):
+    """A one-layer GRU over a whole sequence, with a hand-written backward (CPU).
+
+    The same maths as :class:`torch.nn.GRU` (gates ``r, z, n``; ``h' = (1 - z) n + z h``)
+    with its parameters. torch's CPU GRU records ~12 autograd nodes per time step; here the
+    forward is 4 in-place kernels per step and the backward 6, everything that does not
+    depend on the incoming gradient is computed for all steps at once, and the weight
+    gradients are one matmul each after the loop: about 2x less CPU time per fwd+bwd on a
+    (110, 6, 10) -> 64 sequence. Outputs match torch's to ~1e-7.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # x (L, S, F), h0 (S, H)
+        L, S, F = x.shape
+        H = h0.shape[-1]
+        gi = torch.addmm(b_ih, x.reshape(L * S, F), w_ih.t()).view(L, S, 3 * H)  # all inputs at once
+        w_hh_t = w_hh.t()
+        out, gh = x.new_empty(L, S, H), x.new_empty(L, S, 3 * H)
+        rz, n = x.new_empty(L, S, 2 * H), x.new_empty(L, S, H)
+        # per-step views made once (indexing in the loop costs more than the kernels)
+        gi_rz, gi_n = gi[..., :2 * H].unbind(0), gi[..., 2 * H:].unbind(0)
+        gh_t, gh_rz, gh_n = gh.unbind(0), gh[..., :2 * H].unbind(0), gh[..., 2 * H:].unbind(0)
+        rz_t, r_t, z_t = rz.unbind(0), rz[..., :H].unbind(0), rz[..., H:].unbind(0)
+        n_t, out_t = n.unbind(0), out.unbind(0)
+        h = h0
+        for t in range(L):
+            torch.addmm(b_hh, h, w_hh_t, out=gh_t[t])
+            torch.add(gi_rz[t], gh_rz[t], out=rz_t[t]).sigmoid_()
+            torch.addcmul(gi_n[t], r_t[t], gh_n[t], out=n_t[t]).tanh_()
+            h = torch.addcmul(n_t[t], z_t[t], h - n_t[t], out=out_t[t])
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out, gh, rz, n)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        x, h0, w_ih, w_hh, out, gh, rz, n = ctx.saved_tensors
+        L, S, F = x.shape
+        H = h0.shape[-1]
+        r, z = rz[..., :H], rz[..., H:]
+        h_prev = torch.cat([h0[None], out[:-1]], 0)  # (L, S, H)
+        a_z = ((h_prev - n) * z * (1 - z)).unbind(0)  # d z_pre / d h'
+        a_n = ((1 - z) * (1 - n * n)).unbind(0)  # d n_pre / d h'
+        a_r = (gh[..., 2 * H:] * r * (1 - r)).unbind(0)  # d r_pre / d n_pre
+        r_t, z_t = r.unbind(0), z.unbind(0)
+        d_gh, d_n = x.new_empty(L, S, 3 * H), x.new_empty(L, S, H)
+        dgh_t, dgh_r = d_gh.unbind(0), d_gh[..., :H].unbind(0)
+        dgh_z, dgh_n, dn_t = d_gh[..., H:2 * H].unbind(0), d_gh[..., 2 * H:].unbind(0), d_n.unbind(0)
+        d_out_t = d_out.unbind(0)
+        dh = torch.zeros_like(h0)
+        for t in range(L - 1, -1, -1):
+            dh = dh + d_out_t[t]
+            torch.mul(dh, a_z[t], out=dgh_z[t])
+            torch.mul(dh, a_n[t], out=dn_t[t])
+            torch.mul(dn_t[t], a_r[t], out=dgh_r[t])
+            torch.mul(dn_t[t], r_t[t], out=dgh_n[t])
+            dh = torch.addmm(dh * z_t[t], dgh_t[t], w_hh)
+        d_gi = torch.cat([d_gh[..., :2 * H], d_n], -1).view(L * S, 3 * H)
+        d_gh = d_gh.view(L * S, 3 * H)
+        return ((d_gi @ w_ih).view(L, S, F), dh, d_gi.t() @ x.reshape(L * S, F),
+                d_gh.t() @ h_prev.view(L * S, H), d_gi.sum(0), d_gh.sum(0))
+
+
 class MemoryCore(nn.Module):
     """Carries a state across time steps; resets where an episode starts.
 
@@ -104,6 +166,12 @@ class _RNNCore(MemoryCore):
         return tuple(self._zeros(batch_size, device) for _ in range(n))
 
     def _run(self, x, state: State):
+        if (isinstance(x, Tensor) and x.shape[0] > 1 and x.device.type == "cpu"
+                and isinstance(self.rnn, nn.GRU) and self.num_layers == 1):
+            rnn = self.rnn  # torch's CPU GRU is a per-step autograd loop: use the fused one
+            out = _GRUSequence.apply(x, state[0][0], rnn.weight_ih_l0, rnn.weight_hh_l0,
+                                     rnn.bias_ih_l0, rnn.bias_hh_l0)
+            return out, (out[-1:],)
         out, h = self.rnn(x, state if len(state) == 2 else state[0])
         return out, (h if isinstance(h, tuple) else (h,))
 
