@@ -178,3 +178,31 @@ def test_bench_commands_smoke(tmp_path, capsys):
                  "--episodes", "2", "--n-envs", "2", "--n-steps", "8", "--transfer"]) == 0
     assert "L=25" in capsys.readouterr().out
     assert main(["bench", "delay", "--lengths", "7"]) == 2  # a length with no registered maze
+
+
+def test_checkpoint_saved_on_cuda_loads_on_cpu(tmp_path, monkeypatch):
+    """A zip written on a GPU machine (every tensor tagged ``cuda:0``) loads with device="cpu".
+
+    Without a GPU, the CUDA tags are written by patching torch's storage location tag, which
+    is exactly what ``torch.save`` records for tensors on a GPU.
+    """
+    import zipfile
+
+    import torch.serialization
+
+    model = _short_model("gru")
+    model.learn(128)
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    model.save(tmp_path / "cuda.zip")
+    monkeypatch.undo()
+    with zipfile.ZipFile(tmp_path / "cuda.zip") as zf:
+        raw = zf.read("policy.pth")
+    assert b"cuda:0" in raw
+    if not torch.cuda.is_available():  # the tags are real: a plain load needs a GPU
+        import io
+
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(io.BytesIO(raw), weights_only=True)
+    loaded = MemoryPPO.load(tmp_path / "cuda.zip", env=make_vec(ENV, 4, seed=0), device="cpu")
+    assert all(p.device.type == "cpu" for p in loaded.policy.parameters())
+    np.testing.assert_array_equal(_rollout_predictions(model), _rollout_predictions(loaded))
