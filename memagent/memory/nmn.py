@@ -36,7 +36,9 @@ part side by side: ``state_dim = 2 * mem_dim``).
 
 The update is a linear recurrence ``M_t = a_t M_{t-1} + b_t`` (``a_t = 0`` where an episode
 starts), so a whole sequence runs at once with a log-depth parallel scan
-(:func:`linear_scan`); :meth:`NMNLayer.step` runs one step with the same results.
+(:func:`linear_scan`; on a CPU, when nothing in it needs a gradient, a loop of fused
+in-place steps is 8x faster and is used instead); :meth:`NMNLayer.step` runs one step with
+the same results.
 """
 
 from __future__ import annotations
@@ -52,18 +54,40 @@ def _memory(state) -> Tensor:
     return state if isinstance(state, Tensor) else state[0]
 
 
-def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
-    """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0 (Hillis-Steele scan, log2(T) steps).
+SCANS = ("auto", "parallel", "sequential")
 
-    Only products and sums (no division, no cumprod ratios), so decays that underflow to zero
-    stay exact.
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "auto") -> Tensor:
+    """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0.
 
     :param a: decay factors ``(T, ...)``, broadcastable against ``b``.
     :param b: inputs ``(T, ...)``.
     :param h0: the state before step 0 (``b``'s shape without T); zeros if ``None``.
+    :param method: ``"parallel"``: a Hillis-Steele scan, ``log2(T)`` levels of whole-sequence
+        products and sums (no division, no cumprod ratios, so decays that underflow to zero
+        stay exact): few, large kernels, the GPU's choice. ``"sequential"``: ``T`` fused
+        in-place steps ``h = a_t h + b_t`` without autograd: on a CPU the scan's ``T log T``
+        work and its copies cost more than ``T`` tiny kernels (5.4 ms against 0.7 ms for a
+        (128, 4, 64, 8) sequence). ``"auto"`` (default): sequential on a CPU when no input
+        needs a gradient (the NMN's default write: its decays and writes come from rounded
+        outputs), parallel otherwise. The two agree to float rounding (~1e-7).
     :return: ``(T, ...)``, the state after each step.
     """
+    if method not in SCANS:
+        raise ValueError(f"method must be one of {SCANS}, got {method!r}")
     a = a.expand(b.shape[0], *a.shape[1:])  # keep a's broadcast (smaller) shape
+    if method == "auto":
+        grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (a, b, h0))
+        method = "sequential" if b.device.type == "cpu" and not grad else "parallel"
+    if method == "sequential":
+        with torch.no_grad():
+            out = torch.empty(torch.broadcast_shapes(b.shape, a.shape), dtype=b.dtype,
+                              device=b.device)
+            h = torch.zeros_like(out[0]) if h0 is None else h0.expand_as(out[0])
+            for a_t, b_t, out_t in zip(a.unbind(0), b.unbind(0), out.unbind(0), strict=True):
+                h = torch.addcmul(b_t, a_t, h, out=out_t)
+        return out
     if h0 is not None:
         b = torch.cat([(a[:1] * h0.unsqueeze(0) + b[:1]), b[1:]], dim=0)
     d = 1

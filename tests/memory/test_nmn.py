@@ -91,7 +91,8 @@ def test_sequence_mode_equals_step_mode_with_resets(kwargs):
     torch.testing.assert_close(y[6:, 1:2], y_fresh, rtol=0, atol=1e-10)
 
 
-def test_linear_scan_matches_loop_and_underflow_is_safe():
+@pytest.mark.parametrize("method", ["parallel", "sequential", "auto"])
+def test_linear_scan_matches_loop_and_underflow_is_safe(method):
     torch.manual_seed(1)
     a = torch.rand(100, 4).double() * 1e-3  # products underflow to exactly 0
     b = torch.randn(100, 4).double()
@@ -100,9 +101,22 @@ def test_linear_scan_matches_loop_and_underflow_is_safe():
     for t in range(100):
         h = a[t] * h + b[t]
         out.append(h)
-    got = linear_scan(a, b, h0)
+    got = linear_scan(a, b, h0, method=method)
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got, torch.stack(out), rtol=1e-12, atol=1e-12)
+
+
+def test_linear_scan_auto_keeps_gradients():
+    torch.manual_seed(2)
+    a = torch.rand(20, 3, 1, requires_grad=True)  # broadcast over the last dim
+    b = torch.randn(20, 3, 5, requires_grad=True)
+    got = linear_scan(a, b)  # needs a gradient: the parallel scan, under autograd
+    got.sum().backward()
+    assert a.grad is not None and b.grad is not None and a.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(linear_scan(a, b, method="sequential"), got, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="method must be one of"):
+        linear_scan(a, b, method="fast")
 
 
 def test_eval_decay_schedule_and_floor():
