@@ -165,6 +165,14 @@ class NMNLayer(nn.Module):
         # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
         self.register_buffer("bits", (codes[:, None] >> torch.arange(tau, -1, -1)) & 1 == 1,
                              persistent=False)
+        # code_weights[i, j] = 2^(tau - p) where neuron i sits at window position p of neuron j:
+        # rounded outputs (H,) @ code_weights -> every neuron's window read as a binary number,
+        # in one matmul (exact: small integers)
+        weights = torch.zeros(out_features, out_features)
+        if write == "neighbours":
+            for p in range(tau + 1):
+                weights[self.window[:, p], torch.arange(out_features)] += 2.0 ** (tau - p)
+        self.register_buffer("code_weights", weights, persistent=False)
 
     # ---- pieces -------------------------------------------------------------------------
     def current_gamma(self) -> float:
@@ -186,15 +194,16 @@ class NMNLayer(nn.Module):
         a = 1.0 - (1.0 - self.current_gamma()) * r  # gamma^[x] for [x] in {0, 1}
         if self.write == "external":
             g = r.unsqueeze(-1) * u.unsqueeze(-2)  # (..., H, 1) * (..., 1, F) -> (..., H, F)
-        else:
+        elif self.addressed or self.straight_through:
             w = r[..., self.window]  # (..., H) -> (..., H, tau + 1)
             if self.addressed:  # eq. 12's factors (1 - x_i, x_i), side by side
                 g = torch.stack([1.0 - w, w], dim=-1).flatten(-2)  # (..., H, 2 (tau + 1))
-            elif self.straight_through:  # the one-hot as eq. 12's product, so gradients pass
+            else:  # the one-hot as eq. 12's product, so gradients pass
                 g = torch.where(self.bits, w.unsqueeze(-2), 1.0 - w.unsqueeze(-2)).prod(-1)
-            else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
-                code = (w.long() << torch.arange(self.tau, -1, -1, device=w.device)).sum(-1)
-                g = (code.unsqueeze(-1) == self.codes).to(x.dtype)
+        else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
+            code = (r @ self.code_weights.to(r.dtype)).long().unsqueeze(-1)  # (..., H, 1)
+            g = torch.zeros(*r.shape, self.mem_dim, dtype=x.dtype, device=x.device)
+            g.scatter_(-1, code, 1.0)
         return a.unsqueeze(-1), g
 
     def read(self, state) -> Tensor:
