@@ -76,7 +76,8 @@ class GenerativeMemory(nn.Module):
             th.manual_seed(int(seed))
         self.encoder, self.decoder = make_pair(arch, self.item_shape,
                                                self.n_classes if self.cond else 0,
-                                               self.latent_dim, **(net_kwargs or {}))
+                                               self.latent_dim, self._decoder_cond_dim(),
+                                               **(net_kwargs or {}))
         self.register_buffer("seen", th.zeros(self.n_classes, dtype=th.long))
         n_params = sum(p.numel() for p in self.parameters())
         self.device = resolve_device(device, n_params)
@@ -123,6 +124,10 @@ class GenerativeMemory(nn.Module):
         return mean + temperature * noise
 
     # -- what each type defines ------------------------------------------------------------
+    def _decoder_cond_dim(self) -> int:
+        """Size of the condition vector the decoder reads beside ``z``."""
+        return self.n_classes if self.cond else 0
+
     def loss(self, x: th.Tensor, keys: th.Tensor) -> tuple[th.Tensor, dict[str, float]]:
         raise NotImplementedError
 
@@ -222,10 +227,12 @@ class CVAEMemory(GenerativeMemory):
     cond = True
 
     def __init__(self, n_classes: int, item_shape, latent_dim: int = 16, alpha: float = 1.0,
-                 **kwargs: Any):
+                 root_noise: float = 0.0, **kwargs: Any):
+        if not root_noise >= 0:
+            raise ValueError(f"root_noise must be >= 0, got {root_noise}")
         super().__init__(n_classes, item_shape, latent_dim, **kwargs)
-        self.alpha = float(alpha)
-        self.config["alpha"] = self.alpha
+        self.alpha, self.root_noise = float(alpha), float(root_noise)
+        self.config.update(alpha=self.alpha, root_noise=self.root_noise)
 
     def prior_mean(self, keys: th.Tensor) -> th.Tensor:
         return th.zeros(len(keys), self.latent_dim, device=self.device)
@@ -239,7 +246,8 @@ class CVAEMemory(GenerativeMemory):
         z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
         recon = self._bce(self.decoder(z, y), x)
         kl = _kl_normal(mu, logvar)
-        root = self._bce(self.decoder(th.zeros_like(z), y), x) if self.alpha else recon * 0
+        z0 = self.root_noise * th.randn_like(z)                             # 0: the prior's mean
+        root = self._bce(self.decoder(z0, y), x) if self.alpha else recon * 0
         loss = recon + self.beta * kl + self.alpha * root
         return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(),
                       "root": root.item()}
@@ -264,7 +272,8 @@ class LambdaHotVAEMemory(GenerativeMemory):
     cond = False
 
     def __init__(self, n_classes: int, item_shape, latent_dim: int | None = None,
-                 lam: float = 6.0, **kwargs: Any):
+                 lam: float = 6.0, alpha: float = 0.0, root_noise: float = 1.0,
+                 class_code: bool = False, **kwargs: Any):
         if lam < 6:
             raise ValueError(f"lam must be >= 6 so that class distributions meet beyond "
                              f"z = 3 (MAN eq. 11), got {lam}")
@@ -272,9 +281,12 @@ class LambdaHotVAEMemory(GenerativeMemory):
         if latent_dim <= n_classes:
             raise ValueError(f"latent_dim must be > n_classes={n_classes} (the lambda-hot "
                              f"vector is zero-padded), got {latent_dim}")
+        self.class_code = bool(class_code)  # read by _decoder_cond_dim in super().__init__
         super().__init__(n_classes, item_shape, latent_dim, **kwargs)
         self.lam = float(lam)
-        self.config["lam"] = self.lam
+        self.alpha, self.root_noise = float(alpha), float(root_noise)
+        self.config.update(lam=self.lam, alpha=self.alpha, root_noise=self.root_noise,
+                           class_code=self.class_code)
 
     @property
     def class_means(self) -> th.Tensor:
@@ -284,16 +296,33 @@ class LambdaHotVAEMemory(GenerativeMemory):
     def prior_mean(self, keys: th.Tensor) -> th.Tensor:
         return self.class_means[keys]                                        # (B, L)
 
+    def _decoder_cond_dim(self) -> int:
+        return self.n_classes if self.class_code else 0
+
+    def class_posterior(self, z: th.Tensor) -> th.Tensor:
+        """(B, C): p(c | z) under the equal mixture of the class priors ``N(lam e_c, I)``,
+        ``softmax_c(-|z - lam e_c|^2 / 2) = softmax_c(lam * z_c)``."""
+        return th.softmax(self.lam * z[:, :self.n_classes], dim=1)
+
+    def _decode(self, z: th.Tensor) -> th.Tensor:
+        return self.decoder(z, self.class_posterior(z) if self.class_code else None)
+
     def decode(self, z: th.Tensor, keys: th.Tensor) -> th.Tensor:
-        return self.decoder(z)
+        return self._decode(z)
 
     def loss(self, x, keys):
         mu, logvar = self.encoder(x)                                         # (B, L) each
         z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
-        recon = self._bce(self.decoder(z), x)
+        recon = self._bce(self._decode(z), x)
         kl = _kl_normal(mu, logvar, self.prior_mean(keys))
         loss = recon + self.beta * kl
-        return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+        parts = {"recon": recon.item(), "kl": kl.item()}
+        if self.alpha:
+            z0 = self.prior_mean(keys) + self.root_noise * th.randn_like(mu)  # ~ N(lam e_c, I)
+            root = self._bce(self._decode(z0), x)
+            loss = loss + self.alpha * root
+            parts["root"] = root.item()
+        return loss, {"loss": loss.item(), **parts}
 
     @th.no_grad()
     def recognize(self, items) -> np.ndarray:

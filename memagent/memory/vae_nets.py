@@ -7,6 +7,8 @@ it with the input, the conv encoder with the conv features, and both decoders wi
 Decoders return logits; ``sigmoid(logits)`` is the image in [0, 1]. The conv pair can add a
 linear path beside the convolutions (``skip=True``): pooled pixels -> (mu, logvar) in the
 encoder, (z, c) -> logits in the decoder; it speeds up early learning on 64 x 64 screens.
+``skip="decoder"`` keeps it in the decoder only (an encoder without it generalises better to
+screens it never saw, which is what Type B's ``recognize`` needs).
 """
 
 from __future__ import annotations
@@ -134,15 +136,21 @@ class ConvDecoder(nn.Module):
         return out
 
 
-def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int, **kwargs):
+def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int,
+              decoder_cond_dim: int | None = None, **kwargs):
     """``(encoder, decoder)`` for ``arch`` in ``"mlp" | "conv" | "auto"`` (conv for
-    channels-last images of at least 16 x 16 pixels, else MLP)."""
+    channels-last images of at least 16 x 16 pixels, else MLP). The encoder reads a condition
+    of ``cond_dim``, the decoder one of ``decoder_cond_dim`` (default: ``cond_dim``)."""
+    dec_cond = cond_dim if decoder_cond_dim is None else decoder_cond_dim
     if arch == "auto":
         arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4 else "mlp"
     if arch == "mlp":
         return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
-            MLPDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+            MLPDecoder(item_shape, dec_cond, latent_dim, **kwargs)
     if arch == "conv":
-        return ConvEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
-            ConvDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+        skip = kwargs.pop("skip", False)
+        if skip not in (True, False, "decoder"):
+            raise ValueError(f"skip must be True, False or 'decoder', got {skip!r}")
+        return ConvEncoder(item_shape, cond_dim, latent_dim, skip=skip is True, **kwargs), \
+            ConvDecoder(item_shape, dec_cond, latent_dim, skip=bool(skip), **kwargs)
     raise ValueError(f"arch must be 'auto', 'mlp' or 'conv', got {arch!r}")
