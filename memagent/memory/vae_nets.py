@@ -7,8 +7,6 @@ it with the input, the conv encoder with the conv features, and both decoders wi
 Decoders return logits; ``sigmoid(logits)`` is the image in [0, 1]. The conv pair can add a
 linear path beside the convolutions (``skip=True``): pooled pixels -> (mu, logvar) in the
 encoder, (z, c) -> logits in the decoder; it speeds up early learning on 64 x 64 screens.
-``skip="decoder"`` keeps it in the decoder only (an encoder without it generalises better to
-screens it never saw, which is what Type B's ``recognize`` needs).
 """
 
 from __future__ import annotations
@@ -148,9 +146,6 @@ def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int,
         return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
             MLPDecoder(item_shape, dec_cond, latent_dim, **kwargs)
     if arch == "conv":
-        skip = kwargs.pop("skip", False)
-        if skip not in (True, False, "decoder"):
-            raise ValueError(f"skip must be True, False or 'decoder', got {skip!r}")
-        return ConvEncoder(item_shape, cond_dim, latent_dim, skip=skip is True, **kwargs), \
-            ConvDecoder(item_shape, dec_cond, latent_dim, skip=bool(skip), **kwargs)
+        return ConvEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
+            ConvDecoder(item_shape, dec_cond, latent_dim, **kwargs)
     raise ValueError(f"arch must be 'auto', 'mlp' or 'conv', got {arch!r}")

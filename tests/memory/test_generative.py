@@ -112,8 +112,6 @@ def test_bad_input():
         CVAEMemory(10, (8, 8), root_noise=-1.0, device="cpu")
     with pytest.raises(ValueError, match="alpha and root_noise must be >= 0"):
         LambdaHotVAEMemory(10, (8, 8), alpha=-1.0, device="cpu")
-    with pytest.raises(ValueError, match="skip must be"):
-        CVAEMemory(10, (16, 16, 3), net_kwargs={"skip": "encoder"}, device="cpu")
     with pytest.raises(ValueError, match="lam must be >= 6"):
         LambdaHotVAEMemory(10, (8, 8), lam=3.0, device="cpu")
     with pytest.raises(ValueError, match="latent_dim must be > n_classes"):
