@@ -43,6 +43,16 @@ def register(subparsers) -> None:
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
     p.add_argument("--beta", type=float, default=1.0, help="weight of the memory's KL term")
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="weight of the root term BCE(x, D(z0, class)), z0 drawn from the class's "
+                   "prior (Type A: the paper's extra term; Type B: our addition, 0 = the paper)")
+    p.add_argument("--root-noise", type=float, default=1.0,
+                   help="spread of z0 around the class's prior mean in the root term (1: samples "
+                   "of the prior, so the decoder learns what imagined latents decode to; 0: the "
+                   "prior's mean only, the paper's Type A term)")
+    p.add_argument("--class-code", action=argparse.BooleanOptionalAction, default=True,
+                   help="Type B: the decoder also reads p(class | z) under the lambda-hot prior "
+                   "(a per-class decoder bias; still a function of z alone)")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
@@ -81,12 +91,15 @@ def train_agent(env, args):
         if getattr(args, name) < (1 if name == "capacity" else 0):
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     channels = tuple(int(c) for c in str(args.channels).split(","))
+    memory_kwargs = {"net_kwargs": {"channels": channels, "stem": args.stem,
+                                    "skip": args.linear_skip},
+                     "learning_rate": args.learning_rate, "beta": getattr(args, "beta", 1.0),
+                     "alpha": getattr(args, "alpha", 1.0),
+                     "root_noise": getattr(args, "root_noise", 1.0)}
+    if args.memory == "typeB":
+        memory_kwargs["class_code"] = getattr(args, "class_code", True)
     agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
-                     seed=args.seed, memory_kwargs={"net_kwargs": {"channels": channels,
-                                                                   "stem": args.stem,
-                                                                   "skip": args.linear_skip},
-                                                    "learning_rate": args.learning_rate,
-                                                    "beta": getattr(args, "beta", 1.0)})
+                     seed=args.seed, memory_kwargs=memory_kwargs)
     agent.policy.learn(args.q_steps)
     agent.collect(args.collect_steps, epsilon=args.epsilon)
     agent.train_memory(args.steps)

@@ -134,15 +134,18 @@ class ConvDecoder(nn.Module):
         return out
 
 
-def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int, **kwargs):
+def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int,
+              decoder_cond_dim: int | None = None, **kwargs):
     """``(encoder, decoder)`` for ``arch`` in ``"mlp" | "conv" | "auto"`` (conv for
-    channels-last images of at least 16 x 16 pixels, else MLP)."""
+    channels-last images of at least 16 x 16 pixels, else MLP). The encoder reads a condition
+    of ``cond_dim``, the decoder one of ``decoder_cond_dim`` (default: ``cond_dim``)."""
+    dec_cond = cond_dim if decoder_cond_dim is None else decoder_cond_dim
     if arch == "auto":
         arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4 else "mlp"
     if arch == "mlp":
         return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
-            MLPDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+            MLPDecoder(item_shape, dec_cond, latent_dim, **kwargs)
     if arch == "conv":
         return ConvEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
-            ConvDecoder(item_shape, cond_dim, latent_dim, **kwargs)
+            ConvDecoder(item_shape, dec_cond, latent_dim, **kwargs)
     raise ValueError(f"arch must be 'auto', 'mlp' or 'conv', got {arch!r}")

@@ -155,6 +155,27 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     assert main(["imagine", "--env", ENV_ID, "--out", str(tmp_path / "x.jpg")]) == 2
 
 
+@pytest.mark.parametrize("extra, at_least", [
+    ([], 90.0),                                            # default: root term + class code
+    (["--alpha", "0", "--root-noise", "0", "--no-class-code"], 0.0),   # the paper's Type B
+])
+def test_imagine_cli_type_b_judged(tmp_path, capsys, extra, at_least):
+    """Type B through the CLI on the stand-in: the judge (trained on real screens only) must
+    recognise imagined screens of visited states, and recognize is reported."""
+    argv = ["imagine", "--env", ENV_ID, "--out", str(tmp_path / "b.png"), "--memory", "typeB",
+            "--steps", "150", "--q-steps", "600", "--collect-steps", "120", "--epsilon", "0",
+            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--learning-rate",
+            "1e-3", "--no-linear-skip", "--seed", "0", "--save-run", str(tmp_path / "run"), *extra]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    judged = float(re.search(r"([\d.]+)% of imagined screens of visited", text).group(1))
+    assert judged >= at_least, text
+    assert re.search(r"Type B recognize: [\d.]+% of \d+ held-out", text)
+    from memagent.memory.generative import GenerativeMemory
+    config = GenerativeMemory.load(tmp_path / "run" / "long_term.pt", device="cpu").config
+    assert config["class_code"] is (not extra) and config["alpha"] == (0.0 if extra else 1.0)
+
+
 def test_imagine_on_screens_v0_layout(tmp_path, capsys):
     """The real memagent/Screens-v0 (4 directions x 12 positions), tiny budget: layout and
     marking only (the learning is checked on the stand-in above and in `memagent bench`)."""

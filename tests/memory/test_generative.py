@@ -62,8 +62,12 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
     stm = ClassQueueMemory(4, 100, (16, 16, 3), dtype=th.uint8, seed=0)
     stm.add(keys, screens)
     kw = {"net_kwargs": {"channels": (8, 16)}, "device": "cpu", "seed": 0}
-    for kind in ("typeA", "typeB"):
-        mem = make_memory(kind, 4, (16, 16, 3), latent_dim=8 if kind == "typeA" else 12, **kw)
+    variants = [("typeA", {}), ("typeB", {}),  # the paper's losses, then the root term on prior
+                ("typeA", {"root_noise": 1.0}),  # samples and Type B's class code
+                ("typeB", {"alpha": 1.0, "root_noise": 1.0, "class_code": True})]
+    for i, (kind, extra) in enumerate(variants):
+        mem = make_memory(kind, 4, (16, 16, 3), latent_dim=8 if kind == "typeA" else 12,
+                          **kw, **extra)
         assert type(mem.encoder).__name__ == "ConvEncoder"
         mem.fit(stm, 150, batch_size=32)
         img = mem.imagine([0, 1, 2], 4)
@@ -79,9 +83,10 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
             assert mem.imagine([3], 2).shape == (1, 2, 16, 16, 3)
         if kind == "typeB":
             assert (mem.recognize(screens[:60]) == keys[:60]).mean() >= 0.9
-        path = mem.save(tmp_path / f"{kind}.pt")
+        path = mem.save(tmp_path / f"{kind}{i}.pt")
         back = GenerativeMemory.load(path, device="cpu")
         assert type(back) is type(mem) and th.equal(back.seen, mem.seen)
+        assert back.config == mem.config
         x = th.as_tensor(screens[:5])
         for a, b in zip(mem.state_dict().values(), back.state_dict().values(), strict=True):
             assert th.equal(a, b)
@@ -89,7 +94,24 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
             assert (back.recognize(x) == mem.recognize(x)).all()
 
 
+def test_class_code_is_the_mixture_posterior():
+    """Type B's class code: p(c | z) under the equal mixture of N(lam e_c, I), which the
+    decoder reads beside z; a prior sample of class c has its mass on c."""
+    mem = LambdaHotVAEMemory(5, (8, 8), lam=6.0, class_code=True, device="cpu", seed=0)
+    z = mem.class_means[[0, 3, 4]] + th.randn(3, mem.latent_dim, generator=th.Generator().manual_seed(0))
+    post = mem.class_posterior(z)
+    dist = th.cdist(z, mem.class_means) ** 2                       # the posterior by Bayes' rule
+    assert th.allclose(post, th.softmax(-dist / 2, dim=1), atol=1e-5)
+    assert post.argmax(1).tolist() == [0, 3, 4]
+    plain = LambdaHotVAEMemory(5, (8, 8), device="cpu", seed=0)
+    assert mem.decoder.net[0].in_features == plain.decoder.net[0].in_features + 5
+
+
 def test_bad_input():
+    with pytest.raises(ValueError, match="root_noise must be >= 0"):
+        CVAEMemory(10, (8, 8), root_noise=-1.0, device="cpu")
+    with pytest.raises(ValueError, match="alpha and root_noise must be >= 0"):
+        LambdaHotVAEMemory(10, (8, 8), alpha=-1.0, device="cpu")
     with pytest.raises(ValueError, match="lam must be >= 6"):
         LambdaHotVAEMemory(10, (8, 8), lam=3.0, device="cpu")
     with pytest.raises(ValueError, match="latent_dim must be > n_classes"):
