@@ -60,6 +60,9 @@ def test_curriculum_checks_name_the_fix():
         resolve(curriculum=[[3]], total_timesteps=100)
     assert resolve(curriculum=[[3, 10]], total_timesteps=100).curriculum == [[3, 10]]
     assert resolve().curriculum == []  # TMaze-v0's default run has none
+    l1000 = resolve(env_id="memagent/TMaze-L1000-v0")  # its preset passes its own checks
+    assert [length for length, _ in l1000.curriculum] == [10, 100]
+    assert l1000.memory_kwargs["similarity"] == "cosine" and l1000.n_envs == 8
 
 
 def test_cli_curriculum_trains_each_stage_then_the_env(tmp_path):
