@@ -145,5 +145,5 @@ class CurriculumCallback(BaseCallback):
             old.close()
         if self.verbose:
             name = "the model's own env" if stage == len(self.stages) else f"stage {stage}"
-            print(f"curriculum: step {self.num_timesteps:,}: training on {name}")
+            print(f"curriculum: step {self.num_timesteps:,}: training on {name}", flush=True)
         self.stage = stage
