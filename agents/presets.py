@@ -111,13 +111,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "dqn": dict(total_timesteps=12_000),
     },
     "memagent/TMaze-L1000-v0": {
-        # a 1000-step delay, learnt through shorter ones: 60k steps at length 10, 40k at 100,
-        # then length 1000. Cosine scores (beta 16) keep the read from becoming an argmax that
+        # a 1000-step delay, learnt through shorter ones: 60k steps at length 10, 100k at 100,
+        # then 40k at length 1000. Cosine scores (beta 16) keep the read from becoming an argmax that
         # one update can move off the cue; the learning rate decays to 0 (with about one
         # junction per rollout at L=1000, a constant rate kept flipping the choice between
         # 100% and chance); target_kl and no time-limit bootstrap keep PPO from unlearning
         # the choice. Per-seed figures: docs/policies.md, delay scaling.
-        "memory-ppo": dict(total_timesteps=200_000, n_envs=8, curriculum=[[10, 60_000], [100, 40_000]],
+        "memory-ppo": dict(total_timesteps=200_000, n_envs=8, curriculum=[[10, 60_000], [100, 100_000]],
                            memory_kwargs=dict(similarity="cosine", beta=16.0),
                            agent_kwargs=dict(learning_rate="lin_3e-4", target_kl=0.01,
                                              bootstrap_truncated=False)),
