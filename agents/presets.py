@@ -111,11 +111,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "dqn": dict(total_timesteps=12_000),
     },
     "memagent/TMaze-L1000-v0": {
-        # a 1000-step delay: more envs for more episodes per rollout; target_kl and no
-        # time-limit bootstrap keep PPO from unlearning the choice. Measured: seed 0 solves it
-        # (100% at 600k), seed 1 stays at chance even at 1.2M (docs/policies.md, delay scaling)
-        "memory-ppo": dict(total_timesteps=600_000, n_envs=16,
-                           agent_kwargs=dict(target_kl=0.01, bootstrap_truncated=False)),
+        # a 1000-step delay, learnt through shorter ones: 60k steps at length 10, 100k at 100,
+        # then 40k at length 1000. Cosine scores (beta 16) keep the read from becoming an argmax that
+        # one update can move off the cue; the learning rate decays to 0 (with about one
+        # junction per rollout at L=1000, a constant rate kept flipping the choice between
+        # 100% and chance); target_kl and no time-limit bootstrap keep PPO from unlearning
+        # the choice. Per-seed figures: docs/policies.md, delay scaling.
+        "memory-ppo": dict(total_timesteps=200_000, n_envs=8, curriculum=[[10, 60_000], [100, 100_000]],
+                           memory_kwargs=dict(similarity="cosine", beta=16.0),
+                           agent_kwargs=dict(learning_rate="lin_3e-4", target_kl=0.01,
+                                             bootstrap_truncated=False)),
     },
     "CartPole-v1": {
         "ppo": dict(total_timesteps=50_000, n_envs=8),
@@ -184,7 +189,55 @@ def resolve(config, given: set[str]):
         raise ValueError(f"total_timesteps (--steps) must be >= 1, got {config.total_timesteps}")
     if config.n_envs is None or config.n_envs < 1:
         raise ValueError(f"n_envs (--n-envs) must be >= 1, got {config.n_envs}")
+    if config.curriculum:
+        check_run_curriculum(config)
     return config
+
+
+def check_run_curriculum(config) -> None:
+    """Errors for a ``curriculum`` this run cannot follow (see :mod:`memagent.curriculum`)."""
+    import inspect
+
+    from memagent.curriculum import check_curriculum
+
+    stages = check_curriculum(config.curriculum)
+    if config.agent == "man":
+        raise ValueError("--curriculum applies to the SB3 agents (memory-ppo, ppo, dqn), not man")
+    if config.normalize:
+        raise ValueError("--curriculum cannot be combined with normalize: each stage's env would "
+                         "need its own VecNormalize statistics; drop one of them")
+    if not config.env_id.startswith("memagent/"):
+        raise ValueError(f"--curriculum changes a memagent world's length; {config.env_id} is not "
+                         "a memagent env (use memagent/TMaze-L1000-v0 or another T-maze)")
+    from memagent.envs import _env_class
+
+    _, cls = _env_class(config.env_id)
+    if "length" not in inspect.signature(cls.engine_cls.__init__).parameters:
+        raise ValueError(f"--curriculum changes the world's length, but {config.env_id} has no "
+                         "length argument; use a T-maze (memagent/TMaze-...)")
+    used = sum(steps for _, steps in stages)
+    if used >= config.total_timesteps:
+        raise ValueError(f"the curriculum stages take {used:,} steps, which leaves none of "
+                         f"total_timesteps (--steps) {config.total_timesteps:,} for "
+                         f"{config.env_id} itself; pass --steps above {used:,}")
+
+
+def curriculum_callback(config, verbose: int = 0):
+    """The :class:`memagent.curriculum.CurriculumCallback` of a run's ``curriculum``, or None.
+
+    Stage ``i`` uses the run's env with ``length`` changed, its wrappers, and the seed
+    ``seed + 1000 * (i + 1)``.
+    """
+    if not config.curriculum:
+        return None
+    from memagent.curriculum import CurriculumCallback, check_curriculum
+
+    def maker(i: int, length: int):
+        stage = replace(config, env_kwargs={**config.env_kwargs, "length": length})
+        return lambda: wrap_venv(stage, make_venv(stage, seed=config.seed + 1000 * (i + 1)))[0]
+
+    stages = [(steps, maker(i, length)) for i, (length, steps) in enumerate(check_curriculum(config.curriculum))]
+    return CurriculumCallback(stages, verbose=verbose)
 
 
 # --------------------------------------------------------------------------- building

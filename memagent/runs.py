@@ -67,6 +67,10 @@ class TrainConfig:
     """keyword arguments for the algorithm (``learning_rate``, ``n_steps``, ...); merged over the preset's."""
     memory_kwargs: dict = field(default_factory=dict)
     """keyword arguments for the memory (core sizes for memory-ppo, ``window`` for dqn's history)."""
+    curriculum: list = field(default_factory=list)
+    """``[length, steps]`` stages trained before the env itself, shortest delay first: each
+    trains ``steps`` env steps on the env with ``length`` changed (``memagent train --curriculum
+    10:40000,100:100000``; :mod:`memagent.curriculum`); ``[]`` = none."""
     normalize: bool = False
     """wrap the envs in SB3's ``VecNormalize``; its statistics are saved with every checkpoint."""
     checkpoint_every: int = 10_000

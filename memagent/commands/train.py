@@ -18,7 +18,7 @@ from pathlib import Path
 
 from memagent.cli import CLIError
 
-_RESUME_FIXED = ("env", "agent", "memory", "n_envs", "seed", "config", "run_dir")
+_RESUME_FIXED = ("env", "agent", "memory", "n_envs", "seed", "config", "run_dir", "curriculum")
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--memory", default=None, metavar="CORE", help="memory-ppo core: lstm, gru, nmn, hopfield (default hopfield)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="total env steps (default: the preset's); with --resume, the new total")
     p.add_argument("--n-envs", type=int, default=None, metavar="N", help="parallel envs (default: the preset's)")
+    p.add_argument("--curriculum", default=None, metavar="L:N,...",
+                   help="train N steps at length L first, for each stage in order, then on the env "
+                   "itself (T-mazes; e.g. 10:40000,100:100000); 'off' drops the preset's")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="one seed for everything (default 0)")
     p.add_argument("--device", default=None, metavar="auto|cpu|cuda", help="default auto: CUDA when present")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON or TOML file of config keys (docs/cli.md); flags win over it")
@@ -56,6 +59,11 @@ def _config_from_args(args):
                       ("device", "device")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
+    if args.curriculum is not None:
+        from memagent.curriculum import parse_curriculum
+
+        off = args.curriculum.strip().lower() in ("off", "none", "")
+        values["curriculum"] = [] if off else parse_curriculum(args.curriculum)
     if "env_id" not in values and values.get("agent") in presets.DEFAULT_ENVS:
         values["env_id"] = presets.DEFAULT_ENVS[values["agent"]]
     config = TrainConfig(**values)
@@ -165,8 +173,13 @@ def _run(config, run_dir: Path, resume: bool, progress: bool) -> int:
 def _learn(model, config, run_dir, remaining, resume, progress, device) -> int:
     from memagent import runs
 
+    from stable_baselines3.common.callbacks import CallbackList
+
+    from memagent.agents import presets
+
     log = runs.EpisodeLog(run_dir)
     callback = _make_callback(config, run_dir, log, progress)
+    curriculum = presets.curriculum_callback(config, verbose=0 if progress else 1)
     stop = {"sigint": False}
 
     def on_sigint(signum, frame):
@@ -181,7 +194,8 @@ def _learn(model, config, run_dir, remaining, resume, progress, device) -> int:
     runs.write_state(run_dir, status="running", steps=model.num_timesteps, device=device)
     start_steps, t0 = model.num_timesteps, time.perf_counter()
     try:
-        model.learn(remaining, callback=callback, reset_num_timesteps=not resume,
+        model.learn(remaining, callback=callback if curriculum is None else CallbackList([curriculum, callback]),
+                    reset_num_timesteps=not resume,
                     tb_log_name="tb", progress_bar=False)
     finally:
         signal.signal(signal.SIGINT, previous)

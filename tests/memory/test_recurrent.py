@@ -138,3 +138,35 @@ def test_rnn_cores_use_torch_fused_modules():
     assert isinstance(make_core("lstm", 3).rnn, torch.nn.LSTM)
     assert isinstance(make_core("gru", 3, hidden_size=8).rnn, torch.nn.GRU)
     assert make_core("gru", 3, hidden_size=8).output_dim == 8
+
+
+def test_hopfield_cosine_sequence_equals_steps_and_bounds_the_read():
+    """similarity='cosine': the training path equals the step path, and however large the
+    query weights grow, no score leaves [-beta, beta], so the read cannot become an argmax."""
+    core = _core("hopfield", similarity="cosine", beta=4.0)
+    x = torch.randn(T, B, F)
+    starts = torch.zeros(T, B)
+    starts[0] = 1.0
+    with torch.no_grad():
+        core.query.weight.mul_(1e4)  # dot scores would be ~1e4: one-hot weights
+        y, _ = core(x, core.initial_state(B), starts)
+        s, steps = core.initial_state(B), []
+        for t in range(T):
+            y_t, s = core(x[t:t + 1], s, starts[t:t + 1])
+            steps.append(y_t)
+    torch.testing.assert_close(y, torch.cat(steps), atol=1e-5, rtol=1e-4)
+    w = core.inspect()["attention"]  # (B, heads, N) of the last step: 9 stored steps in the window
+    n = core.capacity
+    assert w.max() <= torch.e ** 4 / (torch.e ** 4 + (n - 1) * torch.e ** -4) + 1e-6
+    dot = _core("hopfield", beta=4.0)
+    with torch.no_grad():
+        dot.query.weight.mul_(1e4)
+        dot(x, dot.initial_state(B), starts)
+    assert dot.inspect()["attention"].max() > 0.999  # the failure cosine prevents
+
+
+def test_hopfield_similarity_errors():
+    with pytest.raises(ValueError, match="similarity must be 'dot' or 'cosine', got 'l2'"):
+        make_core("hopfield", 4, similarity="l2")
+    with pytest.raises(ValueError, match="needs separation='softmax'"):
+        make_core("hopfield", 4, similarity="cosine", separation="max")
