@@ -171,10 +171,9 @@ def _run(config, run_dir: Path, resume: bool, progress: bool) -> int:
 
 
 def _learn(model, config, run_dir, remaining, resume, progress, device) -> int:
-    from memagent import runs
-
     from stable_baselines3.common.callbacks import CallbackList
 
+    from memagent import runs
     from memagent.agents import presets
 
     log = runs.EpisodeLog(run_dir)
