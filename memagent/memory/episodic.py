@@ -83,6 +83,7 @@ class HopfieldCore(MemoryCore):
         self.out = nn.Linear(self.input_dim + heads * self.key_dim, self.output_dim)
         self._last: tuple[Tensor, ...] | None = None
         self._aranges: dict = {}
+        self._tables: dict = {}
 
     def initial_state(self, batch_size: int, device=None) -> State:
         return (torch.zeros(batch_size, self.capacity, self.input_dim, device=device),
@@ -137,30 +138,39 @@ class HopfieldCore(MemoryCore):
             return self._step(x, state, episode_starts)
         return self._sequence(x, state, episode_starts)
 
+    def _position_table(self, n: int, like: Tensor) -> Tensor:
+        """Position features of positions ``0 .. >= n-1`` (``(P, N_POS)``), cached and grown by
+        doubling: the step path looks its positions up instead of computing them."""
+        key = (like.device, like.dtype)
+        table = self._tables.get(key)
+        if table is None or table.shape[0] < n:
+            size = max(n, 2 * (0 if table is None else table.shape[0]), self.capacity + 1)
+            table = self._positions(torch.arange(size, device=like.device, dtype=like.dtype))
+            self._tables[key] = table
+        return table
+
     def _step(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         """T = 1 (rollout collection), the same maths as :meth:`_sequence` with fewer ops.
 
         The new step is always in its own episode and window, so the read attends it plus the
-        stored steps ``j`` of the same episode (none after a start) inside the window: the
-        last ``min(count, capacity - 1)`` of them. No row is ever fully masked.
+        stored steps of the same episode inside the window: the last ``min(p, capacity - 1)``
+        of them, where ``p`` (0 after a start) is the new step's position in its episode.
+        Reading only as many stored steps as the longest of those (``n_old``) and looking the
+        position features up in a table keeps this at ~20 small tensor ops per step.
         """
         x0 = x[0]  # (B, F)
         B = x0.shape[0]
         C = self.capacity
         x_mem, count = state  # (B, C, F), (B,)
-        n_old = min(C, max(int(count.max()), 0)) if B else 0
-        start = episode_starts[0].to(torch.bool)  # (B,)
-        p_new = torch.where(start, 0.0, count.to(x0.dtype))  # (B,) position of the new step
-        p_old = count.to(x0.dtype)[:, None] - n_old + self._arange(n_old, x0.device)  # (B, n_old)
-        mem_p = torch.cat([p_old, p_new[:, None]], 1)  # (B, N)
-        mem = torch.cat([x_mem[:, C - n_old:], x0[:, None]], 1)  # (B, N, F)
-        keys = torch.cat([mem, self._positions(mem_p)], -1)  # (B, N, D)
-        old_ok = (p_old >= 0) & ~start[:, None]  # same episode, not empty
-        if n_old == C:
-            old_ok[:, 0] = False  # capacity steps back: just outside the window
-        mask = torch.cat([old_ok, old_ok.new_ones(B, 1)], 1)  # (B, N)
+        p_new = count.to(x0.dtype).masked_fill(episode_starts[0] > 0, 0.0)  # (B,) new step's position
+        p_max = int(p_new.max()) if B else 0
+        n_old = min(C - 1, p_max)
+        mem_p = (p_new[:, None] - n_old) + self._arange(n_old + 1, x0.device)  # (B, N): old..., new
+        valid = mem_p >= 0  # (B, N): in this episode (the new step always)
+        pos = self._position_table(p_max + 1, x0)[mem_p.clamp(min=0).long()]  # (B, N, N_POS)
+        keys = torch.cat([torch.cat([x_mem[:, C - n_old:], x0[:, None]], 1), pos], -1)  # (B, N, D)
         q = self.query(x0).view(B, self.heads, 1, self.key_dim)  # (B, h, 1, D)
-        w, z = self._read(q, keys, mask[:, None])  # (B, h, 1, N), (B, h, 1, D)
+        w, z = self._read(q, keys, valid[:, None])  # (B, h, 1, N), (B, h, 1, D)
         w, z = w[:, :, 0], z[:, :, 0]
         y = torch.tanh(self.out(torch.cat([x0, z.reshape(B, -1)], -1)))  # (B, H)
         self._last = (w.detach(), mem_p.detach())
