@@ -161,7 +161,6 @@ class NMNLayer(nn.Module):
         self.register_buffer("window", (torch.arange(out_features)[:, None] + offsets) % out_features,
                              persistent=False)
         codes = torch.arange(2 ** (tau + 1) if write == "neighbours" else 1)
-        self.register_buffer("codes", codes, persistent=False)
         # bits[k, i]: bit i of code k, window position 0 the most significant: (2^(tau+1), tau+1)
         self.register_buffer("bits", (codes[:, None] >> torch.arange(tau, -1, -1)) & 1 == 1,
                              persistent=False)
