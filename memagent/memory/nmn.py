@@ -256,6 +256,14 @@ class NMNLayer(nn.Module):
             before = keep * state.unsqueeze(0)  # M_0, reset: (1, B, H, state_dim)
             return self._augment(x, self.read(before)), ((keep * a) * state.unsqueeze(0) + g)[0]
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
+        if self.floor == 0 and not (states.requires_grad or state.requires_grad):
+            # eq. 2 as x * [1, M_{t-1}]: the reset memories are written straight into the
+            # constant factor (no concatenations, and autograd sees one product)
+            aug = x.new_empty(T, B, self.out_features, 1 + self.mem_dim)
+            aug[..., 0] = 1.0
+            torch.mul(keep[0], state, out=aug[0, ..., 1:])
+            torch.mul(keep[1:], states[:-1], out=aug[1:, ..., 1:])
+            return (x.unsqueeze(-1) * aug).flatten(-2), states[-1]
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
         return self._augment(x, self.read(before)), states[-1]
 
