@@ -34,6 +34,62 @@ from memagent.memory.recurrent import MemoryCore, State
 N_POS = 2  # position features per stored step
 
 
+def _attention_forward(q, k_s, k_v, bias, beta):
+    """``softmax(beta q k_s^T + bias) k_v`` for ``q (B, h*Q, D)``, keys ``(B, N, D)`` and
+    ``bias (B, Q, N)`` shared by the h heads. The products run as ``(k^T w^T)^T``: MKL's
+    batched matmul is 2x faster with the narrow ``D`` as the output's leading dimension."""
+    B, hQ, D = q.shape
+    Q, N = bias.shape[1], k_s.shape[1]
+    scores = q @ k_s.transpose(1, 2).contiguous()  # (B, h*Q, N)
+    if beta != 1.0:
+        scores.mul_(beta)
+    scores.view(B, hQ // Q, Q, N).add_(bias.unsqueeze(1))
+    w = torch.softmax(scores, dim=-1)
+    z = (k_v.transpose(1, 2) @ w.transpose(1, 2)).transpose(1, 2)  # (B, h*Q, D)
+    return w, z
+
+
+class _Attention(torch.autograd.Function):
+    """:func:`_attention_forward` with a backward whose products are oriented like the
+    forward's (fwd+bwd of a (4, 4x128, 12) x (4, 256, 12) read: 3.1 -> 2.0 ms on one core)."""
+
+    @staticmethod
+    def forward(ctx, q, k_s, k_v, bias, beta):
+        w, z = _attention_forward(q, k_s, k_v, bias, beta)
+        ctx.save_for_backward(q, k_s, k_v, w)
+        ctx.beta = beta
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(w)
+        return w, z
+
+    @staticmethod
+    def backward(ctx, _grad_w, grad_z):
+        if grad_z is None:
+            return None, None, None, None, None
+        q, k_s, k_v, w = ctx.saved_tensors
+        beta = ctx.beta
+        grad_w = grad_z @ k_v.transpose(1, 2).contiguous()  # (B, h*Q, N)
+        grad_s = torch.ops.aten._softmax_backward_data(grad_w, w, -1, w.dtype)
+        if beta != 1.0:
+            grad_s.mul_(beta)
+        grad_q = grad_k_s = grad_k_v = None
+        if ctx.needs_input_grad[0]:
+            grad_q = (k_s.transpose(1, 2) @ grad_s.transpose(1, 2)).transpose(1, 2)
+        if ctx.needs_input_grad[1]:
+            grad_k_s = (q.transpose(1, 2) @ grad_s).transpose(1, 2)  # (B, N, D)
+        if ctx.needs_input_grad[2]:
+            grad_k_v = (grad_z.transpose(1, 2) @ w).transpose(1, 2)
+        return grad_q, grad_k_s, grad_k_v, None, None
+
+
+def _attend(q: Tensor, k_s: Tensor, k_v: Tensor, bias: Tensor, beta: float) -> tuple[Tensor, Tensor]:
+    """Weights ``(B, h*Q, N)`` and retrieval ``(B, h*Q, D)``; see :func:`_attention_forward`.
+    The weights carry no gradient (they are only inspected)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_s, k_v)):
+        return _Attention.apply(q, k_s, k_v, bias, beta)
+    return _attention_forward(q, k_s, k_v, bias, beta)
+
+
 class HopfieldCore(MemoryCore):
     """Episodic Hopfield memory: write every step, read by retrieval over the episode.
 
@@ -103,13 +159,14 @@ class HopfieldCore(MemoryCore):
     def _read(self, q: Tensor, keys: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Weights and retrieval of ``q (B, h, Q, D)`` over ``keys (B, N, D)``, ``mask (B, Q, N)``.
 
-        The softmax case inlines :func:`memagent.memory.hopfield.retrieve` with the same
-        operations (so the same numbers), minus what cannot matter here: every query may read
-        at least its own step, so no row is fully masked and multiplying the weights by the
-        mask changes nothing. The heads share the keys, so they fold into the query axis (one
+        The softmax case computes :func:`memagent.memory.hopfield.retrieve`'s maths (equal to
+        float rounding), minus what cannot matter here: every query may read at least its
+        own step, so no row is fully masked and multiplying the weights by the mask changes
+        nothing. The heads share the keys, so they fold into the query axis (one
         ``(B, h*Q, D) @ (B, D, N)`` product), and the mask is added as a ``(B, 1, Q, N)``
         bias of 0 / -inf computed once for all heads: a boolean ``masked_fill`` broadcast over
         the heads, and a matmul broadcast over a singleton head axis, cost 4-8x more on CPU.
+        The products and their gradients run in :class:`_Attention`.
         """
         B, h, Q, D = q.shape
         if self.separation != "softmax":
@@ -118,19 +175,14 @@ class HopfieldCore(MemoryCore):
             z, w = retrieve(q, keys.unsqueeze(1), separation=self.separation, beta=self.beta,
                             mask=mask.unsqueeze(1), return_weights=True)
             return w, z
-        N = keys.shape[1]
+        unit = keys
         if self.similarity == "cosine":  # unit queries and keys for the scores; values stay keys
             q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
             unit = keys / keys.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-            scores = (q.reshape(B, h * Q, D) @ unit.transpose(1, 2)).view(B, h, Q, N)
-        else:
-            scores = (q.reshape(B, h * Q, D) @ keys.transpose(1, 2)).view(B, h, Q, N)  # (B, h, Q, N)
-        if self.beta != 1.0:
-            scores = self.beta * scores
-        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
+        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
         bias.masked_fill_(~mask, float("-inf"))  # (B, Q, N)
-        w = torch.softmax(scores + bias.unsqueeze(1), dim=-1)
-        return w, (w.view(B, h * Q, N) @ keys).view(B, h, Q, D)
+        w, z = _attend(q.reshape(B, h * Q, D), unit, keys, bias, float(self.beta))
+        return w.view(B, h, Q, -1), z.view(B, h, Q, D)
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
