@@ -93,8 +93,10 @@ def _attend(q: Tensor, k_s: Tensor, k_v: Tensor, bias: Tensor, beta: float) -> t
 class HopfieldCore(MemoryCore):
     """Episodic Hopfield memory: write every step, read by retrieval over the episode.
 
-    State ``(x_mem, count)``: ``x_mem (B, capacity, F)`` the last ``capacity`` inputs
-    (newest last) and ``count (B,)`` the steps seen in the current episode.
+    State ``(mem, count)``: ``mem (B, capacity, F + 2)`` the last ``capacity`` inputs
+    (newest last), each with the two position features of its step (written with the step:
+    a stored step's position never changes), and ``count (B,)`` the steps seen in the
+    current episode.
 
     :param input_dim: size of the input features ``F``.
     :param output_dim: size of the output ``H``.
@@ -142,7 +144,7 @@ class HopfieldCore(MemoryCore):
         self._tables: dict = {}
 
     def initial_state(self, batch_size: int, device=None) -> State:
-        return (torch.zeros(batch_size, self.capacity, self.input_dim, device=device),
+        return (torch.zeros(batch_size, self.capacity, self.key_dim, device=device),
                 torch.zeros(batch_size, device=device))
 
     def _positions(self, p: Tensor) -> Tensor:
@@ -179,8 +181,7 @@ class HopfieldCore(MemoryCore):
         if self.similarity == "cosine":  # unit queries and keys for the scores; values stay keys
             q = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-6)
             unit = keys / keys.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device)
-        bias.masked_fill_(~mask, float("-inf"))  # (B, Q, N)
+        bias = torch.where(mask, 0.0, float("-inf")).to(q.dtype)  # (B, Q, N)
         w, z = _attend(q.reshape(B, h * Q, D), unit, keys, bias, float(self.beta))
         return w.view(B, h, Q, -1), z.view(B, h, Q, D)
 
@@ -207,33 +208,33 @@ class HopfieldCore(MemoryCore):
         The new step is always in its own episode and window, so the read attends it plus the
         stored steps of the same episode inside the window: the last ``min(p, capacity - 1)``
         of them, where ``p`` (0 after a start) is the new step's position in its episode.
-        Reading only as many stored steps as the longest of those (``n_old``) and looking the
-        position features up in a table keeps this at ~20 small tensor ops per step.
+        The stored rows already are keys (input and position features), so after appending
+        the new row the keys are a view of the memory's last ``n_old + 1`` rows (``n_old``
+        for the longest current episode): ~20 small tensor ops per step.
         """
         x0 = x[0]  # (B, F)
         B = x0.shape[0]
         C = self.capacity
-        x_mem, count = state  # (B, C, F), (B,)
+        mem, count = state  # (B, C, D), (B,)
         p_new = count.to(x0.dtype).masked_fill(episode_starts[0] > 0, 0.0)  # (B,) new step's position
         p_max = int(p_new.max()) if B else 0
         n_old = min(C - 1, p_max)
-        mem_p = (p_new[:, None] - n_old) + self._arange(n_old + 1, x0.device)  # (B, N): old..., new
-        valid = mem_p >= 0  # (B, N): in this episode (the new step always)
-        pos = self._position_table(p_max + 1, x0)[mem_p.clamp(min=0).long()]  # (B, N, N_POS)
-        keys = torch.cat([torch.cat([x_mem[:, C - n_old:], x0[:, None]], 1), pos], -1)  # (B, N, D)
+        new = torch.cat([x0, self._position_table(p_max + 1, x0)[p_new.long()]], -1)  # (B, D)
+        mem = torch.cat([mem[:, 1:], new[:, None]], 1)  # drop the oldest, append the newest
+        keys = mem[:, C - 1 - n_old:]  # (B, N, D): old ..., new
+        mem_p = (p_new[:, None] - n_old) + self._arange(n_old + 1, x0.device)  # (B, N)
         q = self.query(x0).view(B, self.heads, 1, self.key_dim)  # (B, h, 1, D)
-        w, z = self._read(q, keys, valid[:, None])  # (B, h, 1, N), (B, h, 1, D)
+        w, z = self._read(q, keys, (mem_p >= 0)[:, None])  # (B, h, 1, N), (B, h, 1, D)
         w, z = w[:, :, 0], z[:, :, 0]
         y = torch.tanh(self.out(torch.cat([x0, z.reshape(B, -1)], -1)))  # (B, H)
         self._last = (w.detach(), mem_p.detach())
-        x_mem = torch.cat([x_mem[:, 1:], x0[:, None]], 1)  # drop the oldest, append the newest
-        return y.unsqueeze(0), (x_mem, (p_new + 1).to(count.dtype))
+        return y.unsqueeze(0), (mem, (p_new + 1).to(count.dtype))
 
     def _sequence(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         """T >= 1: one masked attention over the stored steps and the sequence."""
         T, B, F = x.shape
         C, dev = self.capacity, x.device
-        x_mem, count = state  # (B, C, F), (B,)
+        mem, count = state  # (B, C, D), (B,)
         # read only the stored steps some env can still reach (short episodes: a few)
         n_old = int(min(C, max(int(count.max()) if B else 0, 0)))
         starts = episode_starts.to(torch.bool)
@@ -244,9 +245,9 @@ class HopfieldCore(MemoryCore):
                             count[None].long() + t[:, None])  # (T, B)
         seg = torch.cumsum(starts.long(), 0)  # (T, B) episode index inside the sequence
         p_old = count[:, None].long() - n_old + torch.arange(n_old, device=dev)  # (B, n_old), < 0: empty
-        mem = torch.cat([x_mem[:, C - n_old:], x.transpose(0, 1)], 1)  # (B, n_old + T, F)
+        new = torch.cat([x.transpose(0, 1), self._positions(p_new.t().to(x.dtype))], -1)  # (B, T, D)
+        keys = torch.cat([mem[:, C - n_old:], new], 1)  # (B, N, D), N = n_old + T
         mem_p = torch.cat([p_old, p_new.t()], 1)  # (B, N)
-        keys = torch.cat([mem, self._positions(mem_p.to(x.dtype))], -1)  # (B, N, F + N_POS)
         # mask (B, T, N): same episode, not in the future, within the window
         time_k = torch.cat([torch.arange(-n_old, 0, device=dev), t])  # (N,)
         dist = t[:, None] - time_k[None]  # (T, N)
@@ -259,8 +260,8 @@ class HopfieldCore(MemoryCore):
         self._last = (w[:, :, -1].detach(), mem_p.detach())
         z = z.permute(2, 0, 1, 3).reshape(T, B, self.heads * self.key_dim)  # (B, h, T, D) -> (T, B, h*D)
         y = torch.tanh(self.out(torch.cat([x, z], -1)))  # (T, B, H)
-        x_mem = torch.cat([x_mem, x.transpose(0, 1)], 1)[:, -C:] if T < C else x.transpose(0, 1)[:, -C:]
-        return y, (x_mem, (p_new[-1] + 1).to(count.dtype))
+        mem = torch.cat([mem, new], 1)[:, -C:] if T < C else new[:, -C:]
+        return y, (mem, (p_new[-1] + 1).to(count.dtype))
 
     def inspect(self) -> dict[str, np.ndarray]:
         """``attention (B, heads, N)``: the weights of the last step's read over the stored
