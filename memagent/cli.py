@@ -16,6 +16,8 @@ import importlib
 import pkgutil
 import sys
 
+from memagent.utils import tune_malloc
+
 
 class CLIError(Exception):
     """A mistake in what the user asked for; printed as one line, exit status 2."""
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_malloc()  # reuse freed pages: large per-minibatch tensors otherwise fault in anew
     try:
         code = args.func(args)
     except KeyboardInterrupt:
