@@ -100,6 +100,35 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "a
     return b
 
 
+class _Augment(torch.autograd.Function):
+    """Eq. 2 over a sequence, ``y_t = [x_t, x_t keep_t M_{t-1}]`` per neuron, written into one
+    ``(T, B, H, 1 + mem_dim)`` output; the memories carry no gradient (the default write).
+
+    ``x (T, B, H)``, ``keep (T, B, 1)`` (0 where an episode starts), ``state (B, H, m)`` the
+    memory before step 0 and ``states (T, B, H, m)`` after each step. One pass over the
+    output instead of three (building ``[1, M]``, then the product), and the backward
+    reads the memories where they are.
+    """
+
+    @staticmethod
+    def forward(ctx, x, keep, state, states):
+        xk = x * keep  # (T, B, H): x_t where the memory is kept, 0 at a start
+        y = x.new_empty(*x.shape, 1 + states.shape[-1])
+        y[..., 0] = x
+        torch.mul(xk[0].unsqueeze(-1), state, out=y[0, ..., 1:])
+        torch.mul(xk[1:].unsqueeze(-1), states[:-1], out=y[1:, ..., 1:])
+        ctx.save_for_backward(keep, state, states)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        keep, state, states = ctx.saved_tensors
+        read = grad_y.new_empty(grad_y.shape[:-1])  # (T, B, H): sum_k dy_k M_{t-1, k}
+        torch.sum(grad_y[0, ..., 1:] * state, -1, out=read[0])
+        torch.sum(grad_y[1:, ..., 1:] * states[:-1], -1, out=read[1:])
+        return torch.addcmul(grad_y[..., 0], read, keep), None, None, None
+
+
 def _round(x: Tensor, straight_through: bool) -> Tensor:
     """``[x]``: 1 where the neuron fires (``x > 0.5``); the gradient of ``x`` if straight-through."""
     r = (x > 0.5).to(x.dtype)
@@ -257,13 +286,8 @@ class NMNLayer(nn.Module):
             return self._augment(x, self.read(before)), ((keep * a) * state.unsqueeze(0) + g)[0]
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
         if self.floor == 0 and not (states.requires_grad or state.requires_grad):
-            # eq. 2 as x * [1, M_{t-1}]: the reset memories are written straight into the
-            # constant factor (no concatenations, and autograd sees one product)
-            aug = x.new_empty(T, B, self.out_features, 1 + self.mem_dim)
-            aug[..., 0] = 1.0
-            torch.mul(keep[0], state, out=aug[0, ..., 1:])
-            torch.mul(keep[1:], states[:-1], out=aug[1:, ..., 1:])
-            return (x.unsqueeze(-1) * aug).flatten(-2), states[-1]
+            # eq. 2 written straight into the output, reset and all (no concatenations)
+            return _Augment.apply(x, keep.view(T, B, 1), state, states).flatten(-2), states[-1]
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
         return self._augment(x, self.read(before)), states[-1]
 

@@ -86,6 +86,11 @@ def test_sequence_mode_equals_step_mode_with_resets(kwargs):
         ys.append(y_t)
     torch.testing.assert_close(y, torch.stack(ys), rtol=0, atol=1e-10)
     torch.testing.assert_close(s_T, state, rtol=0, atol=1e-10)
+    # and so are the gradients (the sequence path has its own backward for eq. 2)
+    g = torch.randn_like(y)
+    params = list(layer.parameters())
+    torch.testing.assert_close(torch.autograd.grad(y, params, g, retain_graph=True),
+                               torch.autograd.grad(torch.stack(ys), params, g), rtol=0, atol=1e-10)
     # a reset really forgets: env 1 after its reset at t=6 equals a fresh run from t=6
     y_fresh, _ = layer(u[6:, 1:2], None)
     torch.testing.assert_close(y[6:, 1:2], y_fresh, rtol=0, atol=1e-10)
