@@ -35,8 +35,8 @@ class _GRUSequence(torch.autograd.Function):
 
     The same maths as :class:`torch.nn.GRU` (gates ``r, z, n``; ``h' = (1 - z) n + z h``)
     with its parameters. torch's CPU GRU records ~12 autograd nodes per time step; here the
-    forward is 4 kernels per step (the recurrent matmul's bias already holds the input's
-    ``r, z`` gates) and the backward 3 (the gates' local derivatives are computed for all
+    forward is 5 in-place kernels per step (the recurrent matmul adds into a buffer that
+    already holds the input's ``r, z`` gates) and the backward 3 (the gates' local derivatives are computed for all
     steps at once before the loop, so a step is one broadcast multiply, one ``addcmul`` and
     one ``addmm``). Weight gradients are one matmul each after the loop, oriented so MKL's
     fast path takes them (``(x^T dG)^T``, not ``dG^T x``: 4x faster at these shapes).
@@ -47,36 +47,36 @@ class _GRUSequence(torch.autograd.Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):  # x (L, S, F), h0 (S, H)
         L, S, F = x.shape
         H = h0.shape[-1]
-        # every step's recurrent-matmul bias: the input's gates plus b_hh for r and z, and
-        # b_hh alone for n (r multiplies the recurrent part of n only)
-        bias = torch.addmm(b_ih, x.reshape(L * S, F), w_ih.t()).view(L, S, 3 * H)
-        gi_n = bias[..., 2 * H:].clone()
-        bias[..., :2 * H] += b_hh[:2 * H]
-        bias[..., 2 * H:] = b_hh[2 * H:]
+        # gates (L, S, 3H): every step's recurrent-matmul bias (the input's gates plus b_hh
+        # for r and z, b_hh alone for n: r multiplies the recurrent part of n only); the
+        # step's addmm_ adds h W_hh^T in place, then sigmoid_ turns r, z into gates, so it
+        # ends as [r, z | gh_n]. n starts as the input's n part.
+        gates = torch.addmm(b_ih, x.reshape(L * S, F), w_ih.t()).view(L, S, 3 * H)
+        n = gates[..., 2 * H:].clone()
+        gates[..., :2 * H] += b_hh[:2 * H]
+        gates[..., 2 * H:] = b_hh[2 * H:]
         w_hh_t = w_hh.t()
         hs = x.new_empty(L + 1, S, H)  # hs[0] = h0, hs[t + 1] = output t
         hs[0] = h0
-        gh, rz, n = x.new_empty(L, S, 3 * H), x.new_empty(L, S, 2 * H), x.new_empty(L, S, H)
         # per-step views made once (indexing in the loop costs more than the kernels)
-        bias_t, gh_t, gi_n_t = bias.unbind(0), gh.unbind(0), gi_n.unbind(0)
-        gh_rz, gh_n = gh[..., :2 * H].unbind(0), gh[..., 2 * H:].unbind(0)
-        rz_t, r_t, z_t = rz.unbind(0), rz[..., :H].unbind(0), rz[..., H:].unbind(0)
+        g_t, rz_t = gates.unbind(0), gates[..., :2 * H].unbind(0)
+        r_t, z_t, gh_n = gates[..., :H].unbind(0), gates[..., H:2 * H].unbind(0), gates[..., 2 * H:].unbind(0)
         n_t, hs_t = n.unbind(0), hs.unbind(0)
         h = h0
         for t in range(L):
-            torch.addmm(bias_t[t], h, w_hh_t, out=gh_t[t])  # [r, z pre-activations | gh_n]
-            torch.sigmoid(gh_rz[t], out=rz_t[t])
-            torch.addcmul(gi_n_t[t], r_t[t], gh_n[t], out=n_t[t]).tanh_()
+            g_t[t].addmm_(h, w_hh_t)
+            rz_t[t].sigmoid_()
+            n_t[t].addcmul_(r_t[t], gh_n[t]).tanh_()
             h = torch.lerp(n_t[t], h, z_t[t], out=hs_t[t + 1])  # n + z (h - n)
-        ctx.save_for_backward(x, w_ih, w_hh, hs, gh[..., 2 * H:], rz, n)
+        ctx.save_for_backward(x, w_ih, w_hh, hs, gates, n)
         return hs[1:]
 
     @staticmethod
     def backward(ctx, d_out):
-        x, w_ih, w_hh, hs, gh_n, rz, n = ctx.saved_tensors
+        x, w_ih, w_hh, hs, gates, n = ctx.saved_tensors
         L, S, F = x.shape
         H = hs.shape[-1]
-        r, z = rz[..., :H], rz[..., H:]
+        r, z, gh_n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
         h_prev = hs[:-1]  # (L, S, H)
         a_n = (1 - z) * (1 - n * n)  # d n_pre / d h'
         # d gh / d h' of every step, gates (r, z, n), so a step's d gh is one broadcast mul
@@ -84,15 +84,16 @@ class _GRUSequence(torch.autograd.Function):
         coef_t = coef.view(L, S, 3, H).unbind(0)
         d_gh = x.new_empty(L, S, 3 * H)
         dgh_t, dgh3_t = d_gh.unbind(0), d_gh.view(L, S, 3, H).unbind(0)
-        dh = x.new_empty(L + 1, S, H)  # dh[t + 1]: the gradient reaching h_t; dh[0]: h0's
-        dh[L] = d_out[L - 1]
+        # dh[t + 1]: the gradient reaching h_t, which starts as y_t's and gathers step t + 1's;
+        # dh[0]: h0's
+        dh = x.new_empty(L + 1, S, H)
+        dh[0] = 0.0
+        dh[1:] = d_out
         dh_t, dh3_t = dh.unbind(0), dh.unsqueeze(2).unbind(0)
-        z_t, d_out_t = z.unbind(0), d_out.unbind(0)
-        zeros = torch.zeros_like(dh_t[0])
+        z_t = z.unbind(0)
         for t in range(L - 1, -1, -1):
             torch.mul(dh3_t[t + 1], coef_t[t], out=dgh3_t[t])
-            torch.addcmul(d_out_t[t - 1] if t else zeros, dh_t[t + 1], z_t[t], out=dh_t[t])
-            dh_t[t].addmm_(dgh_t[t], w_hh)
+            dh_t[t].addcmul_(dh_t[t + 1], z_t[t]).addmm_(dgh_t[t], w_hh)
         d_gi = torch.cat([d_gh[..., :2 * H], dh[1:] * a_n], -1).view(L * S, 3 * H)
         d_gh = d_gh.view(L * S, 3 * H)
         return ((w_ih.t() @ d_gi.t()).t().view(L, S, F), dh[0],
