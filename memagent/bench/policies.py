@@ -189,7 +189,7 @@ def register(subparsers) -> None:
     p.add_argument("--n-envs", type=int, default=8)
     p.add_argument("--n-steps", type=int, default=128)
     p.add_argument("--rollouts", type=int, default=3, help="rollouts (+updates) per agent per round")
-    p.add_argument("--repeats", type=int, default=3,
+    p.add_argument("--repeats", type=int, default=5,
                    help="interleaved rounds per env; each agent's rate is the median of its rounds")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
