@@ -93,7 +93,16 @@ def run_policies(args) -> int:
             print(f"  {env_id} round {round_ + 1}/{args.repeats}: "
                   + ", ".join(f"{a} {samples[a][-1]:,.0f}" for a in agents), flush=True)
         env_rates = {a: statistics.median(v) for a, v in samples.items()}
-        rates[env_id] = {"median": env_rates, "samples": samples}
+        # every agent has trained the same steps by the end of a round, so a round's ratios
+        # compare them at the same point of training (RecurrentPPO's rate drifts as its
+        # episodes change length while it learns)
+        per_round = {a: [r / p for r, p in zip(v, samples["recurrent-ppo"], strict=True)]
+                     for a, v in samples.items()}
+        rates[env_id] = {"median": env_rates, "samples": samples,
+                         "vs_recurrent_ppo_per_round": per_round}
+        print(f"  {env_id} vs RecurrentPPO per round: " + ", ".join(
+            f"{a} {min(v):.1f}-{max(v):.1f}x" for a, v in per_round.items()
+            if a not in ("recurrent-ppo",)), flush=True)
         for agent in agents:
             algo, memory = names.get(agent, ("memagent MemoryPPO", agent))
             rows.append([env_id.removeprefix("memagent/"), algo, memory, _make_batch(agent),

@@ -173,6 +173,11 @@ def test_bench_commands_smoke(tmp_path, capsys):
     assert all(r[4] > 0 for r in rows)
     assert all(len(v) == 2 for v in data["rates"]["memagent/TMaze-v0"]["samples"].values())
     assert [r[5] for r in rows if r[1] == "SB3 PPO"] == [1.0, 1.0]  # ratios against the same run's PPO
+    rates = data["rates"]["memagent/TMaze-v0"]
+    per_round = rates["vs_recurrent_ppo_per_round"]
+    assert per_round["recurrent-ppo"] == [1.0, 1.0]
+    assert per_round["gru"] == [g / r for g, r in zip(rates["samples"]["gru"],
+                                                      rates["samples"]["recurrent-ppo"], strict=True)]
     assert main(["bench", "policies", "--repeats", "0"]) == 2
     assert main(["bench", "delay", "--lengths", "10,25", "--cores", "hopfield", "--budget", "64",
                  "--episodes", "2", "--n-envs", "2", "--n-steps", "8", "--transfer"]) == 0
