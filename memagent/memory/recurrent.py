@@ -184,9 +184,24 @@ class _RNNCore(MemoryCore):
         out, h = self.rnn(x, state if len(state) == 2 else state[0])
         return out, (h if isinstance(h, tuple) else (h,))
 
+    def _cell(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+        """One step of a one-layer core on a CPU (rollouts): torch's own cell function, the
+        kernel ``nn.GRU`` runs per step there (bitwise equal), without the module's per-call
+        checks: 23 against 43 us for 8 envs."""
+        rnn = self.rnn
+        keep = (episode_starts[0] == 0).to(x.dtype).unsqueeze(-1)  # (B, 1)
+        weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+        if isinstance(rnn, nn.GRU):
+            h = torch.gru_cell(x[0], state[0][0] * keep, *weights)[None]
+            return h, (h,)
+        h, c = torch.lstm_cell(x[0], (state[0][0] * keep, state[1][0] * keep), *weights)
+        return h[None], (h[None], c[None])
+
     def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
         T, B, F = x.shape
+        if T == 1 and self.num_layers == 1 and x.device.type == "cpu":
+            return self._cell(x, state, episode_starts)
         starts = episode_starts.to(torch.bool)
         keep = (~starts[0]).to(x.dtype).view(1, B, 1)  # carry the state unless step 0 starts
         if T == 1 or not starts[1:].any():  # no reset inside the sequence: one plain call
