@@ -22,11 +22,14 @@ def success_rate(model, n_episodes: int = 100, seed: int = 1000) -> float:
     return evaluation.success_rate(model, make_vec(ENV, 8, seed=seed), n_episodes)
 
 
-# Budgets and settings checked by tracking evaluation every 3 rollouts (docs/policies.md):
-# with target_kl=0.01 hopfield is at 100% from 46k to 61k steps and the GRU (lr 6e-4,
-# ent_coef 0.01) from 49k to 61k; the test stops at 55k, in the middle of both.
+# Budgets and settings checked by tracking greedy success every 4 rollouts (docs/policies.md).
+# hopfield with a constant lr flickers between 100% and chance after ~50k steps (seed 0:
+# chance at 53k and 56k, 100% at 55k); with the lr decaying linearly to 0 over the budget it
+# holds 100% from 36k steps to the end on seeds 0-3. The GRU (lr 6e-4, ent_coef 0.01,
+# target_kl 0.01) holds 100% from 44k to 62k on seed 0 (seed 2: from 53k; seed 1: not by
+# 60k); the test stops at 55k.
 @pytest.mark.parametrize(("memory", "budget", "kwargs"), [
-    ("hopfield", 55_000, {"target_kl": 0.01}),
+    ("hopfield", 55_000, {"target_kl": 0.01, "learning_rate": lambda progress: 3e-4 * progress}),
     ("gru", 55_000, {"learning_rate": 6e-4, "ent_coef": 0.01, "target_kl": 0.01}),
 ])
 def test_memory_solves_tmaze(memory, budget, kwargs):
