@@ -28,8 +28,8 @@ def tune_malloc(trim_threshold: int = 128 << 20, mmap_threshold: int = 32 << 20)
     Training allocates and frees a few large tensors every minibatch (the Hopfield core's
     ``(B, heads * T, N)`` attention scores are ~2.4 MB). glibc serves each from fresh pages
     (``mmap``, or heap it trimmed after the last free), and every page faults in zeroed on
-    first touch: ~8,000 faults and ~15 ms of kernel time per 1,024-step rollout, ~7% of a
-    Hopfield MemoryPPO run on one core. With these thresholds (``mallopt``; the same as
+    first touch: ~7,900 faults and 13 ms of kernel time per 1,024-step rollout of a Hopfield
+    MemoryPPO run on one core (600 and 2 ms with this). With these thresholds (``mallopt``; the same as
     ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_MMAP_THRESHOLD_``) the pages stay mapped and are
     reused. The process keeps up to ``trim_threshold`` bytes of freed heap. The ``memagent``
     command calls this at start; scripts may call it once.

@@ -1,32 +1,66 @@
-"""memagent.utils.tune_malloc: freed large blocks are reused, not faulted in again."""
+"""memagent.utils.tune_malloc: large blocks come from the heap and stay there once freed."""
 
+import json
 import platform
-import resource
+import subprocess
 import sys
 
 import pytest
-import torch
 
 from memagent.utils import tune_malloc
 
+# In a fresh interpreter: glibc's own account (mallinfo2) while an 8 MB tensor is alive and
+# after it is freed. hblkhd: bytes in blocks that have their own mmap (unmapped on free, so
+# faulted in anew next time), counted from just before the allocation; fordblks: free bytes
+# kept in the heap for reuse.
+_PROBE = """
+import ctypes, json, sys, torch
+from memagent.utils import tune_malloc
 
-def _faults_for_big_tensors(n: int = 20, mb: int = 8) -> int:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for i in range(n):
-        t = torch.empty(mb << 18)  # mb MB of float32
-        t.fill_(float(i))  # touch every page
-        del t
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+tuned = sys.argv[1] == "tuned" and tune_malloc()
+before = libc.mallinfo2()
+t = torch.empty(8 << 18)  # 8 MB
+t.fill_(1.0)
+alive = libc.mallinfo2()
+del t
+freed = libc.mallinfo2()
+print(json.dumps({"tuned": tuned, "mmapped_alive": alive.hblkhd - before.hblkhd,
+                  "kept_free": freed.fordblks}))
+"""
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
-def test_tune_malloc_reuses_freed_pages():
-    assert tune_malloc(trim_threshold=64 << 20, mmap_threshold=32 << 20)
-    _faults_for_big_tensors(2)  # the first block faults in once
-    pages = (8 << 20) // resource.getpagesize()
-    # without the tuning, each 8 MB block is a fresh mmap: ~20 * 2048 faults
-    assert _faults_for_big_tensors() < pages
+def _probe(mode: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _has_mallinfo2() -> bool:
+    import ctypes
+
+    try:
+        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc"
+                    or not _has_mallinfo2(), reason="mallopt and mallinfo2 are glibc's (>= 2.33)")
+def test_tune_malloc_keeps_large_blocks_in_the_heap():
+    mb8 = 8 << 20
+    plain, tuned = _probe("plain"), _probe("tuned")
+    # glibc's default: an 8 MB block is its own mmap, unmapped again when freed
+    assert plain["mmapped_alive"] >= mb8 and plain["kept_free"] < mb8
+    # tuned: it comes from the heap, and the freed 8 MB stay there for the next minibatch
+    assert tuned["tuned"] is True
+    assert tuned["mmapped_alive"] < mb8 and tuned["kept_free"] >= mb8
 
 
 def test_tune_malloc_is_false_off_linux(monkeypatch):
