@@ -185,9 +185,10 @@ class _RNNCore(MemoryCore):
         return out, (h if isinstance(h, tuple) else (h,))
 
     def _cell(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
-        """One step of a one-layer core on a CPU (rollouts): torch's own cell function, the
-        kernel ``nn.GRU`` runs per step there (bitwise equal), without the module's per-call
-        checks: 23 against 43 us for 8 envs."""
+        """One step of a one-layer core on a CPU (rollouts): torch's own cell functions,
+        without the module's per-call checks (8 envs: GRU 79 -> 56 us, LSTM 129 -> 65 us per
+        core step). ``gru_cell`` is the kernel ``nn.GRU`` runs per step on a CPU (bitwise
+        equal); ``lstm_cell`` is within 4e-7 of the mkldnn LSTM the sequences use."""
         rnn = self.rnn
         keep = (episode_starts[0] == 0).to(x.dtype).unsqueeze(-1)  # (B, 1)
         weights = (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
