@@ -68,7 +68,7 @@ class GridEngine:
 
     :param n_envs: how many worlds to hold.
     :param obs_mode: ``"symbolic"`` (egocentric ``view_size x view_size`` tile ids, then the
-        heading; flat ``uint8``) or ``"pixels"`` (the same view drawn as an
+        heading: a ``MultiDiscrete`` of categories, which SB3 one-hot encodes) or ``"pixels"`` (the same view drawn as an
         ``image_size x image_size x 3`` ``uint8`` image, the agent as a red triangle).
     :param view_size: side of the egocentric view in cells (odd, >= 3).
     :param image_size: side of a pixel observation in pixels (>= 36 so SB3's CnnPolicy takes it).
@@ -109,9 +109,12 @@ class GridEngine:
         self._idx = np.empty((self.n, k * k + 1), dtype=np.int64)   # gather indices, reused
         self._idx[:, -1] = self.n * cells + np.arange(self.n)
         if self.obs_mode == "symbolic":
-            high = np.full(k * k + 1, N_TILES - 1, dtype=np.uint8)
-            high[-1] = 3
-            self.observation_space = spaces.Box(0, high, (k * k + 1,), np.uint8)
+            # Categories, not magnitudes: SB3 one-hot encodes a MultiDiscrete observation
+            # (a Box of ids would reach the network as numbers, cue 0 = 5.0 beside cue 1 = 6.0).
+            # int64, gymnasium's default: SB3 sums nvec in the space's dtype.
+            nvec = np.full(k * k + 1, N_TILES, dtype=np.int64)
+            nvec[-1] = len(DIRECTIONS)
+            self.observation_space = spaces.MultiDiscrete(nvec)
         else:
             s = self.image_size
             self.observation_space = spaces.Box(0, 255, (s, s, 3), np.uint8)
@@ -208,8 +211,9 @@ class GridEngine:
                 gather = self._idx[idx]
                 np.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
             if out is None:
-                return self.flat[gather]
-            return np.take(self.flat, gather, out=out, mode="clip")
+                return self.flat[gather].astype(self.observation_space.dtype)
+            out[...] = self.flat[gather]
+            return out
         return self._view_renderer.render(self.view_sprites(idx), out=out)
 
     def view_sprites(self, idx=None) -> np.ndarray:

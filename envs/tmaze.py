@@ -116,7 +116,7 @@ class TMazeEnv(GridEnv):
 
     ## Observation
 
-    ``obs_mode="symbolic"``: ``uint8`` vector of ``view_size**2 + 1``: the tile ids of the
+    ``obs_mode="symbolic"``: ``MultiDiscrete`` vector of ``view_size**2 + 1``: the tile ids of the
     egocentric ``view_size x view_size`` window (north up, the agent's cell in the centre;
     ids in :mod:`memagent.envs.render`: floor 0, wall 1, junction 2, cue sign ``5 + i``,
     door ``13 + i``), then the heading (0..3, the last move). ``obs_mode="pixels"``: the same

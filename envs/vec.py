@@ -46,7 +46,7 @@ class GridVecEnv(VecEnv):
         for arr in self._pool:
             if sys.getrefcount(arr) == 3:
                 return arr
-        arr = np.empty((self.num_envs,) + self.observation_space.shape, dtype=np.uint8)
+        arr = np.empty((self.num_envs,) + self.observation_space.shape, dtype=self.observation_space.dtype)
         if len(self._pool) < 4:
             self._pool.append(arr)
         return arr

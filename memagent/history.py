@@ -52,17 +52,23 @@ class ObservationHistory(VecEnvWrapper):
     ``infos[i]["terminal_observation"]`` becomes the stacked history that ends with the
     episode's last observation, so off-policy bootstrapping on truncation sees it too).
 
-    :param venv: the vectorized environment; its observation space must be a 1-D ``Box``.
+    :param venv: the vectorized environment; its observation space must be a 1-D ``Box`` or
+        ``MultiDiscrete``.
     :param window: how many observations to keep, the current one included (>= 1); the memory
         reaches back ``window - 1`` steps.
     """
 
     def __init__(self, venv: VecEnv, window: int = 16) -> None:
         space = venv.observation_space
+        if isinstance(space, spaces.MultiDiscrete) and len(space.shape) == 1:
+            # categories 0..nvec-1 (memagent's symbolic gridworlds): a Box of integer codes,
+            # which HopfieldExtractor embeds as categories
+            space = spaces.Box(0, np.maximum(space.nvec - 1, 1), dtype=space.dtype)
         if not isinstance(space, spaces.Box) or len(space.shape) != 1:
             raise ValueError(
-                f"ObservationHistory needs a 1-D Box observation space, got {space}; use "
-                "obs_mode='symbolic' or wrap the env in gymnasium.wrappers.FlattenObservation"
+                f"ObservationHistory needs a 1-D Box or MultiDiscrete observation space, got "
+                f"{space}; use obs_mode='symbolic' or wrap the env in "
+                "gymnasium.wrappers.FlattenObservation"
             )
         if int(window) < 1:
             raise ValueError(f"window must be >= 1, got {window}")
@@ -211,7 +217,7 @@ def with_memory(
 ) -> tuple[ObservationHistory, dict[str, Any]]:
     """Give any SB3 algorithm a memory of the last ``window`` observations, in one call.
 
-    :param venv: the vectorized environment (1-D ``Box`` observations).
+    :param venv: the vectorized environment (1-D ``Box`` or ``MultiDiscrete`` observations).
     :param window: observations kept per env, the current one included.
     :param extractor_kwargs: passed to :class:`HopfieldExtractor` (``embed_dim``, ``beta``, ...).
     :return: ``(wrapped_venv, policy_kwargs)``; use ``Algo("MlpPolicy", wrapped_venv,

@@ -67,7 +67,7 @@ def engine_rate(env_id: str, obs_mode: str, n: int, seed: int, min_time: float) 
 
     eng = make_engine(env_id, n, seed=seed, obs_mode=obs_mode)
     pool, limit = _actions(eng.n_actions, n, seed), eng.max_steps
-    obs = np.empty((n,) + eng.observation_space.shape, dtype=np.uint8)   # reused: observe(out=)
+    obs = np.empty((n,) + eng.observation_space.shape, dtype=eng.observation_space.dtype)   # reused: observe(out=)
     state = {"i": 0}
 
     def run() -> int:

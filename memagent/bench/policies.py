@@ -33,9 +33,12 @@ def _make_model(agent: str, env, *, n_steps: int, seed: int, device: str, hidden
     if agent == "recurrent-ppo":
         from sb3_contrib import RecurrentPPO
 
+        from memagent.policies import CategoricalFlattenExtractor
+
         return RecurrentPPO("MlpLstmPolicy", env, n_steps=n_steps, seed=seed, device=device,
                             batch_size=min(128, n_steps * env.num_envs),
-                            policy_kwargs=dict(lstm_hidden_size=hidden))
+                            policy_kwargs=dict(lstm_hidden_size=hidden,
+                                               features_extractor_class=CategoricalFlattenExtractor))
     from memagent.agents.memory_ppo import MemoryPPO
 
     memory = None if agent == "none" else agent

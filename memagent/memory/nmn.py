@@ -149,6 +149,12 @@ class NMNLayer(nn.Module):
     :param floor: asymptotic magnitude of old memories, in [0, 1); 0 lets them decay away.
     :param straight_through: pass gradients through the rounding ``[x_j]`` (not in the paper).
     :param bias: whether eq. 1 has the bias ``b``.
+    :param write_on_fire: a neuron writes its new memory only when it fires, as §3 describes
+        ("when a node fires the current composite vector ... is scaled ... and then the new
+        memory is added"; ``write="external"`` always does), so a bank holds at most
+        ``1 / (1 - gamma)`` codes and a silent neuron keeps what it holds. ``False``: every
+        neuron writes every step (eq. 11 read literally), and a neuron that never fires adds
+        one code per step without decay.
 
     Shapes: ``x (T, B, F) -> y (T, B, output_dim)``; the state is the memory banks
     ``M (B, H, state_dim)`` (a 1-tuple ``(M,)``, a policy core's state, is accepted too).
@@ -157,7 +163,7 @@ class NMNLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, tau: int = 2, gamma: float = 0.9,
                  write: str = "neighbours", addressed: bool = False,
                  gamma_eval: float | None = None, floor: float = 0.0,
-                 straight_through: bool = False, bias: bool = True):
+                 straight_through: bool = False, bias: bool = True, write_on_fire: bool = False):
         super().__init__()
         if in_features < 1 or out_features < 1:
             raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, "
@@ -178,6 +184,7 @@ class NMNLayer(nn.Module):
         self.in_features, self.out_features, self.tau = in_features, out_features, tau
         self.gamma, self.gamma_eval, self.floor = float(gamma), gamma_eval, float(floor)
         self.write, self.addressed, self.straight_through = write, addressed, straight_through
+        self.write_on_fire = bool(write_on_fire)
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         if write == "external":
             self.mem_dim = in_features
@@ -231,7 +238,10 @@ class NMNLayer(nn.Module):
         else:  # one-hot of the window read as a binary number: (..., H) -> (..., H, 2^(tau+1))
             code = (r @ self.code_weights.to(r.dtype)).long().unsqueeze(-1)  # (..., H, 1)
             g = torch.zeros(*r.shape, self.mem_dim, dtype=x.dtype, device=x.device)
-            g.scatter_(-1, code, 1.0)
+            g.scatter_(-1, code, r.unsqueeze(-1) if self.write_on_fire else 1.0)
+            return a.unsqueeze(-1), g
+        if self.write_on_fire and self.write == "neighbours":
+            g = g * r.unsqueeze(-1)  # only a neuron that fires writes (§3's text)
         return a.unsqueeze(-1), g
 
     def read(self, state) -> Tensor:

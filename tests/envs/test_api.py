@@ -24,9 +24,13 @@ def test_checkers(env_id, obs_mode):
         warnings.simplefilter("error")          # no checker warnings either
         gym_check_env(env.unwrapped)
         sb3_check_env(gym.make(env_id, obs_mode=obs_mode), warn=True)
-    assert env.observation_space.dtype == np.uint8
     if obs_mode == "pixels":
+        assert env.observation_space.dtype == np.uint8
         assert env.observation_space.shape == (64, 64, 3)
+    else:  # categories, which SB3 one-hot encodes (a Box of ids would reach it as magnitudes)
+        assert isinstance(env.observation_space, gym.spaces.MultiDiscrete)
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
 
 
 def _rollout_gym(env_id, seed, steps=60, **kw):
