@@ -7,12 +7,15 @@ similarity and softmax separation (the modern continuous Hopfield update, Ramsau
 within a window of ``capacity`` steps. A whole training sequence is one masked attention
 (same episode, causal, within the window), not a loop.
 
-What is stored are the *raw input features* ``x_j`` (B, capacity, F) plus each step's
-position in its episode, never projected keys: the key and value projections are linear, so
-``q . (W_k x_j) = (W_k^T q) . x_j`` and ``sum_j a_j W_v x_j = W_v sum_j a_j x_j``. The core
+What is stored is each step's embedding ``e_j = E x_j`` (B, capacity, E) (a linear map of the
+input, ``embed_dim`` wide, so a one-hot gridworld observation of 337 categories costs what 32
+numbers do; ``embed_dim=None`` stores ``x_j`` itself) plus the step's position in its
+episode, never projected keys: the key and value projections are linear, so
+``q . (W_k e_j) = (W_k^T q) . e_j`` and ``sum_j a_j W_v e_j = W_v sum_j a_j e_j``. The core
 applies both projections at read time with the current weights, so a loss at step ``t``
-reaches the parameters through a step ``j`` stored in an earlier rollout (delays longer than
-one rollout are learnable), and a read over ``capacity`` steps costs ``O(capacity * F)``.
+reaches the read's parameters through a step ``j`` stored in an earlier rollout (delays
+longer than one rollout are learnable; the embedding of such a step is what it was when it
+was written), and a read over ``capacity`` steps costs ``O(capacity * E)``.
 Each stored step carries two position features, ``log(1 + p) / log(1 + capacity)`` and
 ``1 / (1 + p)`` (``p`` = steps since the episode began), so a head can learn recency or
 primacy.
@@ -96,13 +99,15 @@ def _attend(q: Tensor, k_s: Tensor, k_v: Tensor, bias: Tensor, beta: float) -> t
 class HopfieldCore(MemoryCore):
     """Episodic Hopfield memory: write every step, read by retrieval over the episode.
 
-    State ``(mem, count)``: ``mem (B, capacity, F + 2)`` the last ``capacity`` inputs
-    (newest last), each with the two position features of its step (written with the step:
-    a stored step's position never changes), and ``count (B,)`` the steps seen in the
-    current episode.
+    State ``(mem, count)``: ``mem (B, capacity, E + 2)`` the embeddings of the last
+    ``capacity`` inputs (newest last), each with the two position features of its step
+    (written with the step: a stored step's position never changes), and ``count (B,)`` the
+    steps seen in the current episode.
 
     :param input_dim: size of the input features ``F``.
     :param output_dim: size of the output ``H``.
+    :param embed_dim: width ``E`` of the stored embedding ``E x`` of each input; ``None``
+        stores the inputs themselves (``E = F``).
     :param heads: independent retrievals per step (each its own query).
     :param capacity: window of stored steps a read may reach (>= 1).
     :param beta: inverse temperature of the softmax separation.
@@ -121,7 +126,7 @@ class HopfieldCore(MemoryCore):
 
     def __init__(self, input_dim: int, output_dim: int = 64, heads: int = 4,
                  capacity: int = 1024, beta: float = 1.0, separation: str = "softmax",
-                 similarity: str = "dot"):
+                 similarity: str = "dot", embed_dim: int | None = 32):
         super().__init__()
         if capacity < 1 or heads < 1 or output_dim < 1:
             raise ValueError(f"capacity, heads and output_dim must be >= 1, "
@@ -135,13 +140,17 @@ class HopfieldCore(MemoryCore):
         if similarity == "cosine" and separation != "softmax":
             raise ValueError(f"similarity='cosine' needs separation='softmax', got {separation!r}")
         self.similarity = similarity
-        self.key_dim = self.input_dim + N_POS  # stored features plus position features
-        # W_k^T W_q folded into one map from the current input to a query over stored inputs.
-        self.query = nn.Linear(self.input_dim, heads * self.key_dim)
-        nn.init.normal_(self.query.weight, std=0.1 / math.sqrt(self.input_dim))
+        if embed_dim is not None and int(embed_dim) < 1:
+            raise ValueError(f"embed_dim must be >= 1 or None (store the inputs), got {embed_dim}")
+        self.embed = None if embed_dim is None else nn.Linear(self.input_dim, int(embed_dim))
+        self.embed_dim = self.input_dim if embed_dim is None else int(embed_dim)
+        self.key_dim = self.embed_dim + N_POS  # stored embedding plus position features
+        # W_k^T W_q folded into one map from the current embedding to a query over stored ones.
+        self.query = nn.Linear(self.embed_dim, heads * self.key_dim)
+        nn.init.normal_(self.query.weight, std=0.1 / math.sqrt(self.embed_dim))
         nn.init.zeros_(self.query.bias)
-        # W_v folded into the output map: [x_t, z_1..z_heads] -> y.
-        self.out = nn.Linear(self.input_dim + heads * self.key_dim, self.output_dim)
+        # W_v folded into the output map: [e_t, z_1..z_heads] -> y.
+        self.out = nn.Linear(self.embed_dim + heads * self.key_dim, self.output_dim)
         self._last: tuple[Tensor, ...] | None = None
         self._aranges: dict = {}
         self._tables: dict = {}
@@ -190,6 +199,8 @@ class HopfieldCore(MemoryCore):
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
+        if self.embed is not None:
+            x = self.embed(x)  # (T, B, F) -> (T, B, E)
         if x.shape[0] == 1:
             return self._step(x, state, episode_starts)
         return self._sequence(x, state, episode_starts)
@@ -215,7 +226,7 @@ class HopfieldCore(MemoryCore):
         the new row the keys are a view of the memory's last ``n_old + 1`` rows (``n_old``
         for the longest current episode): ~20 small tensor ops per step.
         """
-        x0 = x[0]  # (B, F)
+        x0 = x[0]  # (B, E)
         B = x0.shape[0]
         C = self.capacity
         mem, count = state  # (B, C, D), (B,)
