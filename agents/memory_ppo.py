@@ -47,7 +47,11 @@ class MemoryPPO(OnPolicyAlgorithm):
     :param gae_lambda: GAE ``lambda``.
     :param clip_range: PPO clipping ``epsilon`` (or a schedule).
     :param clip_range_vf: clipping of the value update, ``None`` for none.
-    :param normalize_advantage: normalise advantages per minibatch.
+    :param normalize_advantage: divide advantages by their standard deviation per minibatch
+        (SB3's default). Off by default: once a policy solves a task its advantages are the
+        critic's noise, and scaling that noise up to unit variance made solved memory policies
+        fall back to chance (docs/policies.md); for rewards far from unit scale normalise the
+        rewards instead (``VecNormalize``).
     :param ent_coef: entropy coefficient.
     :param vf_coef: value-loss coefficient.
     :param max_grad_norm: gradient-norm clip.
@@ -75,7 +79,7 @@ class MemoryPPO(OnPolicyAlgorithm):
                  learning_rate: float | Schedule = 3e-4, n_steps: int = 128, batch_size: int = 512,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
-                 normalize_advantage: bool = True, ent_coef: float = 0.0, vf_coef: float = 0.5,
+                 normalize_advantage: bool = False, ent_coef: float = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, target_kl: float | None = None,
                  bootstrap_truncated: bool = True, stats_window_size: int = 100,
                  tensorboard_log: str | None = None,

@@ -295,6 +295,10 @@ class NMNCore(MemoryCore):
     :param input_dim: size of the input features ``F``.
     :param hidden_size: neurons (each with its memory bank); the output size is the layer's
         ``output_dim = hidden_size * (1 + mem_dim)``.
+    :param write_on_fire: only a neuron that fires writes (see ``NMNLayer``): a neuron that
+        stays silent keeps what it stored, so a cue written at an episode's start survives the
+        delay; with eq. 11's write-every-step, a silent neuron's bank gains one code per step
+        and the cue's becomes one of hundreds on a long corridor.
     :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``,
         ``write``, ``addressed``, ...). Keep ``gamma_eval`` unset under PPO: rollouts run the
         policy in eval mode and training in train mode, and both must decay alike.
@@ -302,12 +306,12 @@ class NMNCore(MemoryCore):
 
     state_batch_dim = 0
 
-    def __init__(self, input_dim: int, hidden_size: int = 32, **kwargs):
+    def __init__(self, input_dim: int, hidden_size: int = 32, write_on_fire: bool = True, **kwargs):
         super().__init__()
         from memagent.memory.nmn import NMNLayer
 
         self.input_dim = int(input_dim)
-        self.layer = NMNLayer(self.input_dim, hidden_size, **kwargs)
+        self.layer = NMNLayer(self.input_dim, hidden_size, write_on_fire=write_on_fire, **kwargs)
         self.output_dim = int(self.layer.output_dim)
         self._last: Tensor | None = None
 
