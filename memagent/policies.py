@@ -7,6 +7,13 @@ The core is chosen by name in ``policy_kwargs=dict(memory="hopfield", memory_kwa
 (``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a ``MemoryCore`` subclass, or ``None``
 for the no-memory ablation). ``predict(obs, state, episode_start, deterministic)`` returns
 ``(actions, state)`` like sb3-contrib's ``RecurrentPPO``, so SB3's ``evaluate_policy`` works.
+
+SB3's policy contract, through the memory: ``get_distribution(obs, state, episode_starts)`` and
+``predict_values(obs, state, episode_starts)`` read one step through the core (``state=None``:
+a fresh memory, every obs the first step of an episode). ``evaluate_actions(obs, actions)`` and
+``forward(obs)`` without a state raise a ``TypeError`` naming :meth:`evaluate_sequence` and
+MemoryPPO: a flat batch has no memory state, so SB3's ``PPO`` would train the policy as if it
+had none.
 """
 
 from __future__ import annotations
@@ -16,11 +23,18 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor, NatureCNN
 
 from memagent.memory.recurrent import MemoryCore, State, make_core
+
+_NO_STATE: Any = object()  # forward() called without a memory state (SB3's policy(obs))
+_SB3_ALGORITHM_ERROR = (
+    "MemoryActorCriticPolicy.{call} has no memory state or episode starts, so an SB3 algorithm "
+    "would run the policy as if it had no memory; train it with "
+    "memagent.agents.memory_ppo.MemoryPPO (or call evaluate_sequence(obs, actions, state, "
+    "episode_starts) / forward(obs, state, episode_starts))")
 
 
 class CategoricalFlattenExtractor(FlattenExtractor):
@@ -140,12 +154,25 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         latent_pi, latent_vf = self.mlp_extractor(features)
         return latent_pi, latent_vf, state
 
-    def forward(self, obs: th.Tensor, state: State, episode_starts: th.Tensor,
+    def _step_latent(self, obs: th.Tensor, state: State | None, episode_starts: th.Tensor | None):
+        """Latents of one step ``obs (B, ...)``. ``state=None`` is a fresh memory (every obs the
+        first step of an episode); ``episode_starts=None`` is 1 with a fresh memory, else 0."""
+        n = obs.shape[0]
+        if episode_starts is None:
+            episode_starts = th.full((n,), float(state is None), device=self.device)
+        state = self.initial_state(n) if state is None else state
+        return self._latent(obs.unsqueeze(0), state, episode_starts.view(1, -1).float())
+
+    def forward(self, obs: th.Tensor, state: State = _NO_STATE, episode_starts: th.Tensor | None = None,
                 deterministic: bool = False):
         """One step for ``B`` envs: ``obs (B, ...)``, ``episode_starts (B,)`` ->
-        ``actions, values (B, 1), log_prob (B,), state``."""
-        latent_pi, latent_vf, state = self._latent(obs.unsqueeze(0), state,
-                                                   episode_starts.view(1, -1).float())
+        ``actions, values (B, 1), log_prob (B,), state``.
+
+        :raises TypeError: called SB3's way, ``policy(obs)``, without the memory state.
+        """
+        if state is _NO_STATE:
+            raise TypeError(_SB3_ALGORITHM_ERROR.format(call="forward(obs)"))
+        latent_pi, latent_vf, state = self._step_latent(obs, state, episode_starts)
         if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
             log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
             if deterministic:
@@ -171,13 +198,35 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor):
+        """Not available: one flat batch carries no memory state or episode starts.
+
+        SB3's ``PPO.train`` calls it with shuffled steps; a memory policy trained that way
+        would learn as if it had no memory. Use :meth:`evaluate_sequence` (whole sequences
+        from their memory state), as :class:`memagent.agents.memory_ppo.MemoryPPO` does.
+
+        :raises TypeError: always.
+        """
+        raise TypeError(_SB3_ALGORITHM_ERROR.format(call="evaluate_actions(obs, actions)"))
+
+    def get_distribution(self, obs: th.Tensor, state: State | None = None,
+                         episode_starts: th.Tensor | None = None) -> Distribution:
+        """The action distribution of one step ``obs (B, ...)`` read through the memory.
+
+        :param state: the memory state before this step (from :meth:`initial_state`,
+            :meth:`forward` or :meth:`predict`); ``None``: a fresh memory, so every ``obs`` is
+            read as the first step of an episode.
+        :param episode_starts: ``(B,)``, 1 where ``obs`` starts an episode; ``None``: 1 with a
+            fresh memory, 0 (the episode continues) with a given ``state``.
+        """
+        latent_pi, _, _ = self._step_latent(obs, state, episode_starts)
+        return self._get_action_dist_from_latent(latent_pi)
+
     def predict_values(self, obs: th.Tensor, state: State | None = None,
                        episode_starts: th.Tensor | None = None) -> th.Tensor:
-        """Values ``(B, 1)`` of one step ``obs (B, ...)`` read with ``state``."""
-        n = obs.shape[0]
-        state = self.initial_state(n) if state is None else state
-        starts = th.ones(n, device=obs.device) if episode_starts is None else episode_starts
-        _, latent_vf, _ = self._latent(obs.unsqueeze(0), state, starts.view(1, -1).float())
+        """Values ``(B, 1)`` of one step ``obs (B, ...)`` read through the memory; ``state``
+        and ``episode_starts`` as in :meth:`get_distribution`."""
+        _, latent_vf, _ = self._step_latent(obs, state, episode_starts)
         return self.value_net(latent_vf)
 
     def _predict(self, observation: th.Tensor, state: State, episode_starts: th.Tensor,
