@@ -2,7 +2,8 @@
 
 ``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's own
 features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``NatureCNN`` for
-``CnnPolicy``) and heads, with a :class:`memagent.memory.recurrent.MemoryCore` between them.
+``CnnPolicy``, ``CombinedExtractor`` for ``Dict`` observations in ``MultiInputPolicy``;
+:mod:`memagent.observations` checks the space) and heads, with a :class:`memagent.memory.recurrent.MemoryCore` between them.
 The core is chosen by name in ``policy_kwargs=dict(memory="hopfield", memory_kwargs={...})``
 (``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a ``MemoryCore`` subclass, or ``None``
 for the no-memory ablation). ``predict(obs, state, episode_start, deterministic)`` returns
@@ -25,9 +26,22 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import (
+    CombinedExtractor,
+    FlattenExtractor,
+    MlpExtractor,
+    NatureCNN,
+)
 
 from memagent.memory.recurrent import MemoryCore, State, make_core
+from memagent.observations import (
+    Obs,
+    check_observation_space,
+    map_obs,
+    obs_batch_size,
+    one_hot_encoders,
+    preprocess,
+)
 
 _NO_STATE: Any = object()  # forward() called without a memory state (SB3's policy(obs))
 _SB3_ALGORITHM_ERROR = (
@@ -60,16 +74,16 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         :class:`MemoryCore` subclass (built as ``cls(features_dim, **memory_kwargs)``) or
         ``None`` (no memory: the features go straight to the MLP).
     :param memory_kwargs: the core's own parameters, e.g. ``{"capacity": 2048}``.
+    :raises ValueError: an observation space the features extractor cannot read (a ``Tuple``,
+        a ``Dict`` without ``MultiInputPolicy``, ...), an unknown core or a ``memory_kwargs``
+        key the core does not have; each message names the fix.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args, memory: str | type[MemoryCore] | None = "gru",
                  memory_kwargs: dict[str, Any] | None = None, **kwargs):
-        if isinstance(observation_space, (spaces.Dict, spaces.Tuple)):
-            raise ValueError(
-                f"MemoryActorCriticPolicy takes Box, Discrete, MultiDiscrete or MultiBinary "
-                f"observations, got {type(observation_space).__name__}; flatten the observation "
-                "first (gymnasium.wrappers.FlattenObservation)")
+        check_observation_space(observation_space,
+                                kwargs.get("features_extractor_class", FlattenExtractor))
         if kwargs.get("share_features_extractor", True) is False:
             raise ValueError("MemoryActorCriticPolicy shares one features extractor and one memory "
                              "between actor and critic; drop share_features_extractor=False")
@@ -80,21 +94,18 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
             # a step than the default for-each Adam on this small net (same update rule).
             kwargs["optimizer_kwargs"] = {"eps": 1e-5, "fused": True}
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
-        if isinstance(observation_space, spaces.MultiDiscrete):
-            # SB3's preprocess_obs one-hot encodes a MultiDiscrete one dimension at a time
-            # (294 us for 8 envs x 10 dims); one scatter gives the same tensor (9.5 us).
-            nvec = th.as_tensor(observation_space.nvec.ravel(), dtype=th.long)
-            self.register_buffer("_one_hot_offsets", th.cumsum(nvec, 0) - nvec, persistent=False)
-            self._one_hot_size = int(nvec.sum())
+        self._one_hot = one_hot_encoders(observation_space)
+        for i, encoder in enumerate(self._one_hot.values()):
+            self.add_module(f"_one_hot_{i}", encoder)  # moves with the policy's device
 
-    def extract_features(self, obs: th.Tensor, features_extractor=None) -> th.Tensor:
+    def extract_features(self, obs: Obs, features_extractor=None) -> th.Tensor:
         """SB3's ``extract_features`` (preprocess, then the features extractor), with the
-        one-hot encoding of a ``MultiDiscrete`` observation done in one scatter."""
-        if getattr(self, "_one_hot_size", None) is None:
+        one-hot encoding of every ``MultiDiscrete`` observation (or Dict entry) done in one
+        scatter. ``obs``: ``(N, ...)``, or a dict of them."""
+        if not getattr(self, "_one_hot", None):
             return super().extract_features(obs, features_extractor)
-        flat = obs.reshape(obs.shape[0], -1).long() + self._one_hot_offsets  # (N, D)
-        one_hot = th.zeros(obs.shape[0], self._one_hot_size, device=obs.device).scatter_(1, flat, 1.0)
-        return (features_extractor or self.features_extractor)(one_hot)
+        features = preprocess(obs, self.observation_space, self._one_hot, self.normalize_images)
+        return (features_extractor or self.features_extractor)(features)
 
     def _build_mlp_extractor(self) -> None:
         self.memory = self._build_memory()
@@ -106,12 +117,9 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         name = self.memory_name
         if name is None:
             return None
-        if isinstance(name, str):
-            core = make_core(name, self.features_dim, **self.memory_kwargs)
-        elif isinstance(name, type) and issubclass(name, MemoryCore):
-            core = name(self.features_dim, **self.memory_kwargs)
-        else:
+        if not (isinstance(name, str) or (isinstance(name, type) and issubclass(name, MemoryCore))):
             raise ValueError(f"memory must be a core name, a MemoryCore subclass or None, got {name!r}")
+        core = make_core(name, self.features_dim, **self.memory_kwargs)
         if getattr(core, "input_dim", None) != self.features_dim:
             raise ValueError(f"memory core {type(core).__name__} reads input_dim="
                              f"{getattr(core, 'input_dim', None)} but the features extractor gives "
@@ -144,24 +152,27 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         return () if self.memory is None else self.memory.select_state(state, index)
 
     # -- sequences ---------------------------------------------------------------------
-    def _latent(self, obs: th.Tensor, state: State, episode_starts: th.Tensor):
-        """``obs (T, B, *obs_shape)`` -> actor and critic latents ``(T*B, .)`` and the state."""
+    def _latent(self, obs: Obs, state: State, episode_starts: th.Tensor):
+        """``obs (T, B, *obs_shape)`` (or a dict of them) -> actor and critic latents
+        ``(T*B, .)`` and the state."""
         T, B = episode_starts.shape
-        features = self.extract_features(obs.reshape(T * B, *obs.shape[2:]))  # (T, B, ...) -> (T*B, F)
+        flat = map_obs(lambda o: o.reshape(T * B, *o.shape[2:]), obs)  # (T, B, ...) -> (T*B, ...)
+        features = self.extract_features(flat)  # (T*B, F)
         if self.memory is not None:
             y, state = self.memory(features.view(T, B, -1), state, episode_starts)  # (T, B, H)
             features = y.reshape(T * B, -1)  # (T, B, H) -> (T*B, H)
         latent_pi, latent_vf = self.mlp_extractor(features)
         return latent_pi, latent_vf, state
 
-    def _step_latent(self, obs: th.Tensor, state: State | None, episode_starts: th.Tensor | None):
+    def _step_latent(self, obs: Obs, state: State | None, episode_starts: th.Tensor | None):
         """Latents of one step ``obs (B, ...)``. ``state=None`` is a fresh memory (every obs the
         first step of an episode); ``episode_starts=None`` is 1 with a fresh memory, else 0."""
-        n = obs.shape[0]
+        n = obs_batch_size(obs)
         if episode_starts is None:
             episode_starts = th.full((n,), float(state is None), device=self.device)
         state = self.initial_state(n) if state is None else state
-        return self._latent(obs.unsqueeze(0), state, episode_starts.view(1, -1).float())
+        return self._latent(map_obs(lambda o: o.unsqueeze(0), obs), state,  # (B, ...) -> (1, B, ...)
+                            episode_starts.view(1, -1).float())
 
     def forward(self, obs: th.Tensor, state: State = _NO_STATE, episode_starts: th.Tensor | None = None,
                 deterministic: bool = False):
@@ -245,7 +256,7 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         """
         self.set_training_mode(False)
         obs, vectorized = self.obs_to_tensor(observation)
-        n = obs.shape[0]
+        n = obs_batch_size(obs)
         if state is None:
             state = self.initial_state(n)
             episode_start = np.ones(n)
@@ -272,5 +283,17 @@ class MemoryActorCriticCnnPolicy(MemoryActorCriticPolicy):
                          features_extractor_class=features_extractor_class, **kwargs)
 
 
+class MemoryMultiInputActorCriticPolicy(MemoryActorCriticPolicy):
+    """:class:`MemoryActorCriticPolicy` for ``Dict`` observations: SB3's ``CombinedExtractor``
+    (each entry preprocessed and flattened, or a ``NatureCNN`` for image entries, then
+    concatenated) in front of the memory, as SB3's ``MultiInputPolicy``."""
+
+    def __init__(self, observation_space, action_space, lr_schedule, *args,
+                 features_extractor_class: type = CombinedExtractor, **kwargs):
+        super().__init__(observation_space, action_space, lr_schedule, *args,
+                         features_extractor_class=features_extractor_class, **kwargs)
+
+
 MlpPolicy = MemoryActorCriticPolicy
 CnnPolicy = MemoryActorCriticCnnPolicy
+MultiInputPolicy = MemoryMultiInputActorCriticPolicy

@@ -154,7 +154,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="memory_kwargs"):
         MemoryPPO("MlpPolicy", env, policy_kwargs=dict(memory="gru", memory_kwargs={"size": 3}),
                   device="cpu")
-    with pytest.raises(ValueError, match="FlattenObservation"):
+    with pytest.raises(ValueError, match="MultiInputPolicy"):
         MemoryActorCriticPolicy(_DictEnv.observation_space, spaces.Discrete(2), lambda _: 1e-3)
     with pytest.raises(ValueError, match="multiple of n_steps"):
         MemoryPPO("MlpPolicy", env, n_steps=128, batch_size=100, device="cpu")
