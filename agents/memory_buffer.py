@@ -124,10 +124,11 @@ class MemoryRolloutBuffer:
             b = len(idx)
 
             def flat(x: th.Tensor, idx=idx, b=b) -> th.Tensor:
-                return x[:, idx].reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
+                return x.index_select(1, idx).reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
 
             yield MemoryRolloutSamples(
-                observations=map_obs(lambda x, idx=idx: x[:, idx], self.observations),  # (T, b, ...)
+                # index_select, not x[:, idx]: 5x faster on a (T, B, 3, 64, 64) uint8 screen
+                observations=map_obs(lambda x, idx=idx: x.index_select(1, idx), self.observations),
                 actions=flat(self.actions),
                 old_values=flat(self.values_t),
                 old_log_prob=flat(self.log_probs),

@@ -30,9 +30,9 @@ from stable_baselines3.common.torch_layers import (
     CombinedExtractor,
     FlattenExtractor,
     MlpExtractor,
-    NatureCNN,
 )
 
+from memagent.extractors import ScreenCNN
 from memagent.memory.recurrent import MemoryCore, State, make_core
 from memagent.observations import (
     Obs,
@@ -101,11 +101,12 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
     def extract_features(self, obs: Obs, features_extractor=None) -> th.Tensor:
         """SB3's ``extract_features`` (preprocess, then the features extractor), with the
         one-hot encoding of every ``MultiDiscrete`` observation (or Dict entry) done in one
-        scatter. ``obs``: ``(N, ...)``, or a dict of them."""
-        if not getattr(self, "_one_hot", None):
-            return super().extract_features(obs, features_extractor)
-        features = preprocess(obs, self.observation_space, self._one_hot, self.normalize_images)
-        return (features_extractor or self.features_extractor)(features)
+        scatter, and raw ``uint8`` images for an extractor that scales them itself
+        (``reads_uint8``). ``obs``: ``(N, ...)``, or a dict of them."""
+        extractor = features_extractor or self.features_extractor
+        features = preprocess(obs, self.observation_space, getattr(self, "_one_hot", {}),
+                              self.normalize_images, getattr(extractor, "reads_uint8", False))
+        return extractor(features)
 
     def _build_mlp_extractor(self) -> None:
         self.memory = self._build_memory()
@@ -275,10 +276,12 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
 
 class MemoryActorCriticCnnPolicy(MemoryActorCriticPolicy):
-    """:class:`MemoryActorCriticPolicy` with SB3's ``NatureCNN`` for image observations."""
+    """:class:`MemoryActorCriticPolicy` for image observations, with memagent's
+    :class:`memagent.extractors.ScreenCNN` (sized for 64 x 64 gridworld screens); pass
+    ``features_extractor_class=NatureCNN`` for SB3's Atari CNN."""
 
     def __init__(self, observation_space, action_space, lr_schedule, *args,
-                 features_extractor_class: type = NatureCNN, **kwargs):
+                 features_extractor_class: type = ScreenCNN, **kwargs):
         super().__init__(observation_space, action_space, lr_schedule, *args,
                          features_extractor_class=features_extractor_class, **kwargs)
 

@@ -119,7 +119,7 @@ def test_cnn_policy_on_pixels():
     model = MemoryPPO("CnnPolicy", env, n_steps=8, batch_size=16, n_epochs=1,
                       policy_kwargs=dict(memory="hopfield"), seed=0, device="cpu")
     model.learn(16)
-    assert type(model.policy.features_extractor).__name__ == "NatureCNN"
+    assert type(model.policy.features_extractor).__name__ == "ScreenCNN"
 
 
 class _WrongSize(MemoryCore):
