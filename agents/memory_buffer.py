@@ -2,9 +2,10 @@
 
 Everything is kept time-major, ``(n_steps, n_envs, ...)`` (Dict observations: a dict of such
 tensors, one per key), as torch tensors on the algorithm's device, and the memory state is
-stored once per rollout per env (the state at the rollout's start), not per step. Minibatches are subsets of envs with their full
-sequence, so training recomputes the memory over the sequence from that stored state in one
-forward (truncated back-propagation through the whole rollout). Returns and advantages are
+stored once per rollout per env (the state at the rollout's start), not per step.
+Minibatches are subsets of envs with their full sequence (the same envs in every key), so
+training recomputes the memory over the sequence from that stored state in one forward
+(truncated back-propagation through the whole rollout). Returns and advantages are
 GAE(lambda) (Schulman et al. 2016, eq. 16), as in SB3's ``RolloutBuffer``.
 """
 

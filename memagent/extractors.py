@@ -5,8 +5,8 @@ an egocentric view of 3 x 3 tiles of ~21 px each, flat colours and a sprite for 
 SB3's ``NatureCNN`` (Mnih et al. 2015) was built for 84 x 84 Atari frames: three convolutions
 (32-64-64 channels) and a 512-unit layer, ~3.7M multiply-adds per 64 x 64 screen. A screen
 of nine flat tiles needs far less: one convolution whose kernel is its stride (8 x 8: 64 ->
-8 x 8 cells) and one linear layer over the cells, ~0.3M multiply-adds. ``memagent bench pixels`` measures MemoryPPO's
-training throughput with it against ``NatureCNN`` in the same run.
+8 x 8 cells) and one linear layer over the cells, ~0.3M multiply-adds. ``memagent bench
+pixels`` measures MemoryPPO's training throughput with it against ``NatureCNN`` in one run.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.nn import functional as F
 
-DEDUP_MIN = 32  #: fewer screens (a rollout step's) are computed faster than de-duplicated
+#: fewer screens than this (a rollout step's) are computed faster than de-duplicated
+DEDUP_MIN = 32
 _MULTIPLIERS: dict[tuple[int, th.device], th.Tensor] = {}
 
 
@@ -67,7 +68,7 @@ class ScreenCNN(BaseFeaturesExtractor):
     channels first and scales ``uint8``), or the raw ``uint8`` images (0-255), which it
     scales itself, folded into the convolution's weights: one pass over the pixels instead of
     two. :class:`memagent.policies.MemoryActorCriticCnnPolicy` passes the raw images
-    (``reads_uint8``). Same signature as SB3's ``NatureCNN``.
+    (``reads_uint8``). Takes ``NatureCNN``'s arguments (``features_dim``, ``normalized_image``).
 
     :param observation_space: an image ``Box``, channels first, at least ``patch`` pixels wide.
     :param features_dim: size of the output features.

@@ -1,9 +1,11 @@
 """Actor-critic policies with a memory core, for stable-baselines3.
 
-``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's own
-features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``NatureCNN`` for
-``CnnPolicy``, ``CombinedExtractor`` for ``Dict`` observations in ``MultiInputPolicy``;
-:mod:`memagent.observations` checks the space) and heads, with a :class:`memagent.memory.recurrent.MemoryCore` between them.
+``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's
+features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``CombinedExtractor`` for the
+``Dict`` observations of ``MultiInputPolicy``) or memagent's
+:class:`memagent.extractors.ScreenCNN` (``CnnPolicy``), SB3's heads, and a
+:class:`memagent.memory.recurrent.MemoryCore` between them (:mod:`memagent.observations`
+checks the observation space).
 The core is chosen by name in ``policy_kwargs=dict(memory="hopfield", memory_kwargs={...})``
 (``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a ``MemoryCore`` subclass, or ``None``
 for the no-memory ablation). ``predict(obs, state, episode_start, deterministic)`` returns
