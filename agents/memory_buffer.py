@@ -1,10 +1,11 @@
 """The rollout buffer of :class:`memagent.agents.memory_ppo.MemoryPPO`.
 
-Everything is kept time-major, ``(n_steps, n_envs, ...)``, as torch tensors on the
-algorithm's device, and the memory state is stored once per rollout per env (the state at
-the rollout's start), not per step. Minibatches are subsets of envs with their full
-sequence, so training recomputes the memory over the sequence from that stored state in one
-forward (truncated back-propagation through the whole rollout). Returns and advantages are
+Everything is kept time-major, ``(n_steps, n_envs, ...)`` (Dict observations: a dict of such
+tensors, one per key), as torch tensors on the algorithm's device, and the memory state is
+stored once per rollout per env (the state at the rollout's start), not per step.
+Minibatches are subsets of envs with their full sequence (the same envs in every key), so
+training recomputes the memory over the sequence from that stored state in one forward
+(truncated back-propagation through the whole rollout). Returns and advantages are
 GAE(lambda) (Schulman et al. 2016, eq. 16), as in SB3's ``RolloutBuffer``.
 """
 
@@ -17,12 +18,13 @@ import numpy as np
 import torch as th
 
 from memagent.memory.recurrent import State
+from memagent.observations import Obs, map_obs
 
 
 class MemoryRolloutSamples(NamedTuple):
     """One minibatch: ``b`` envs, the whole rollout of ``T`` steps each."""
 
-    observations: th.Tensor  # (T, b, *obs_shape)
+    observations: Obs  # (T, b, *obs_shape), or a dict of them (Dict observations)
     actions: th.Tensor  # (T*b, *action_shape), time-major
     old_values: th.Tensor  # (T*b,)
     old_log_prob: th.Tensor  # (T*b,)
@@ -46,7 +48,7 @@ class MemoryRolloutBuffer:
                  gae_lambda: float = 0.95):
         self.n_steps, self.n_envs, self.device = n_steps, n_envs, device
         self.gamma, self.gae_lambda = gamma, gae_lambda
-        self.observations: th.Tensor | None = None
+        self.observations: Obs | None = None
         self.actions: th.Tensor | None = None
         self.rewards = np.zeros((n_steps, n_envs), dtype=np.float32)
         self.values = np.zeros((n_steps, n_envs), dtype=np.float32)
@@ -63,20 +65,28 @@ class MemoryRolloutBuffer:
         self.memory_state = tuple(s.detach() for s in memory_state)
         self.pos = 0
 
-    def add(self, obs: th.Tensor, actions: th.Tensor, rewards: np.ndarray,
+    def add(self, obs: Obs, actions: th.Tensor, rewards: np.ndarray,
             episode_starts: th.Tensor, values: th.Tensor, log_probs: th.Tensor) -> None:
-        """Store one step of every env (``obs (B, ...)``, ``values (B, 1)``, ...)."""
-        if self.observations is None or self.observations.dtype != obs.dtype:
-            self.observations = th.zeros(self.n_steps, *obs.shape, dtype=obs.dtype, device=self.device)
-            self.actions = th.zeros(self.n_steps, *actions.shape, dtype=actions.dtype, device=self.device)
+        """Store one step of every env (``obs (B, ...)`` or a dict of them, ``values (B, 1)``, ...)."""
+        if self.pos == 0:  # (re)allocate at a rollout's start: (B, ...) -> (T, B, ...)
+            self.observations = _match(self.observations, obs, self._storage)
+            self.actions = _match(self.actions, actions, self._storage)
         t = self.pos
-        self.observations[t] = obs
+        if isinstance(obs, dict):
+            for key, value in obs.items():
+                self.observations[key][t] = value
+        else:
+            self.observations[t] = obs
         self.actions[t] = actions
         self.rewards[t] = rewards
         self.episode_starts[t] = episode_starts
         self.values_t[t] = values.flatten()
         self.log_probs[t] = log_probs
         self.pos += 1
+
+    def _storage(self, x: th.Tensor) -> th.Tensor:
+        """Zeros ``(n_steps, *x.shape)`` like ``x``, on the buffer's device."""
+        return th.zeros(self.n_steps, *x.shape, dtype=x.dtype, device=self.device)
 
     @property
     def full(self) -> bool:
@@ -115,10 +125,11 @@ class MemoryRolloutBuffer:
             b = len(idx)
 
             def flat(x: th.Tensor, idx=idx, b=b) -> th.Tensor:
-                return x[:, idx].reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
+                return x.index_select(1, idx).reshape(T * b, *x.shape[2:])  # (T, B, ...) -> (T*b, ...)
 
             yield MemoryRolloutSamples(
-                observations=self.observations[:, idx],
+                # index_select, not x[:, idx]: 5x faster on a (T, B, 3, 64, 64) uint8 screen
+                observations=map_obs(lambda x, idx=idx: x.index_select(1, idx), self.observations),
                 actions=flat(self.actions),
                 old_values=flat(self.values_t),
                 old_log_prob=flat(self.log_probs),
@@ -127,3 +138,15 @@ class MemoryRolloutBuffer:
                 episode_starts=self.episode_starts[:, idx],
                 memory_state=select_state(self.memory_state, idx),
             )
+
+
+def _match(stored: Obs | None, step: Obs, storage: Callable[[th.Tensor], th.Tensor]) -> Obs:
+    """``stored`` where each of its tensors fits a step like ``step`` (dtype and shape), else
+    fresh storage for it."""
+    def fits(x: th.Tensor | None, y: th.Tensor) -> bool:
+        return x is not None and x.dtype == y.dtype and x.shape[1:] == y.shape
+
+    if isinstance(step, dict):
+        stored = stored if isinstance(stored, dict) else {}
+        return {k: stored[k] if fits(stored.get(k), v) else storage(v) for k, v in step.items()}
+    return stored if isinstance(stored, th.Tensor) and fits(stored, step) else storage(step)

@@ -28,7 +28,11 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, ob
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from memagent.policies import MemoryActorCriticCnnPolicy, MemoryActorCriticPolicy
+from memagent.policies import (
+    MemoryActorCriticCnnPolicy,
+    MemoryActorCriticPolicy,
+    MemoryMultiInputActorCriticPolicy,
+)
 
 SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
 
@@ -36,7 +40,9 @@ SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
 class MemoryPPO(OnPolicyAlgorithm):
     """Proximal Policy Optimization with a memory core, trained on whole rollout sequences.
 
-    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"`` or a :class:`MemoryActorCriticPolicy` class.
+    :param policy: ``"MlpPolicy"`` (``Box``, ``Discrete``, ``MultiDiscrete``, ``MultiBinary``
+        observations), ``"CnnPolicy"`` (images), ``"MultiInputPolicy"`` (a ``Dict`` of those)
+        or a :class:`MemoryActorCriticPolicy` class.
     :param env: the environment (a gymnasium env, a VecEnv or a registered id).
     :param learning_rate: learning rate, or a schedule of the remaining progress.
     :param n_steps: steps per env per rollout; also the truncated-BPTT length.
@@ -72,6 +78,7 @@ class MemoryPPO(OnPolicyAlgorithm):
     policy_aliases: ClassVar[dict[str, type]] = {
         "MlpPolicy": MemoryActorCriticPolicy,
         "CnnPolicy": MemoryActorCriticCnnPolicy,
+        "MultiInputPolicy": MemoryMultiInputActorCriticPolicy,
     }
     policy: MemoryActorCriticPolicy
 

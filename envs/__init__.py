@@ -40,11 +40,20 @@ ENVS: dict[str, tuple[str, dict, int, str]] = {
 }
 
 
+#: Tasks that are not gridworlds (no batched engine: build them with ``gym.make`` or SB3's
+#: ``make_vec_env``, not :func:`make_vec`), in the same format as :data:`ENVS`.
+OTHER_ENVS: dict[str, tuple[str, dict, int, str]] = {
+    "memagent/CartPoleNoVel-v1": (
+        "memagent.envs.cartpole:CartPoleNoVelEnv", {}, 500,
+        "CartPole-v1 with the velocities hidden (x and theta only): balancing needs memory"),
+}
+
+
 def register_envs() -> None:
     """Register the ``memagent/...`` ids with gymnasium (idempotent)."""
     import gymnasium as gym
 
-    for env_id, (entry_point, kwargs, max_steps, _) in ENVS.items():
+    for env_id, (entry_point, kwargs, max_steps, _) in {**ENVS, **OTHER_ENVS}.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs,
                          max_episode_steps=max_steps)
@@ -60,7 +69,8 @@ def _env_class(env_id: str):
         raise ValueError(f"env_id must be one of {', '.join(ENVS)}; got {env_id!r}") from err
     cls = gym.envs.registration.load_env_creator(spec.entry_point)
     if not hasattr(cls, "engine_cls"):
-        raise ValueError(f"env_id must be a memagent gridworld ({', '.join(ENVS)}); got {env_id!r}")
+        raise ValueError(f"env_id must be a memagent gridworld ({', '.join(ENVS)}); got {env_id!r} "
+                         "(build other envs with gymnasium.make or SB3's make_vec_env)")
     return spec, cls
 
 
@@ -94,4 +104,4 @@ def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
     return venv
 
 
-__all__ = ["ENVS", "make_engine", "make_vec", "register_envs"]
+__all__ = ["ENVS", "OTHER_ENVS", "make_engine", "make_vec", "register_envs"]

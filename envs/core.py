@@ -81,6 +81,9 @@ class GridEngine:
     n_actions = 4
     action_names = ("up", "right", "down", "left")
     default_obs_mode = "symbolic"
+    #: how many values an episode's cue (what the agent must remember) takes; 0: no cue.
+    #: Worlds with a cue set it per instance and apply :meth:`_queued_cues` in ``_reset``.
+    n_cue_values = 0
 
     def __init__(self, n_envs: int = 1, *, obs_mode: str | None = None, view_size: int = 3,
                  image_size: int = 64, seed: int | None = None):
@@ -91,6 +94,7 @@ class GridEngine:
             raise ValueError(f"view_size must be odd (3, 5, 7, ...), got {k}")
         self.image_size = check_int("image_size", image_size, 36)
         self.rng = np.random.default_rng(seed)
+        self._cue_queue: list[int] = []
         r = k // 2
         self.pad = r
         self.hp, self.wp = self.map_h + 2 * r, self.map_w + 2 * r   # padded map
@@ -138,6 +142,31 @@ class GridEngine:
     # -- the API the Env and VecEnv views use ---------------------------------------------
     def seed(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
+
+    def queue_cues(self, cues) -> None:
+        """Give the next episodes these cues, in order: one per world reset (worlds reset
+        together take them in world order), then cues drawn at random again. The generator
+        is drawn from as without a queue, so everything else in those episodes is unchanged.
+
+        :param cues: integers in ``0 .. n_cue_values - 1`` (the world's docstring says what
+            a cue value is, e.g. the T-maze's cue colour).
+        :raises ValueError: the world has no cue, or a value is out of range.
+        """
+        if not self.n_cue_values:
+            raise ValueError(f"{type(self).__name__} has no cue to set (n_cue_values = 0)")
+        cues = [int(c) for c in np.atleast_1d(cues)]
+        bad = [c for c in cues if not 0 <= c < self.n_cue_values]
+        if bad:
+            raise ValueError(f"cues must be in 0..{self.n_cue_values - 1}, got {bad[0]}")
+        self._cue_queue.extend(cues)
+
+    def _queued_cues(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(worlds, cues)``: which of the ``m`` worlds being reset take a queued cue (the
+        first ones, positions into ``idx``) and the cues they take."""
+        k = min(m, len(self._cue_queue))
+        cues = np.array(self._cue_queue[:k], dtype=np.int64)
+        del self._cue_queue[:k]
+        return np.arange(k), cues
 
     def reset(self, idx: np.ndarray | None = None) -> None:
         """Start a new episode in the worlds ``idx`` (all when None)."""

@@ -35,8 +35,12 @@ class GridEnv(gym.Env):
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """gymnasium's ``reset``; ``options={"cue": c}`` sets the episode's cue in worlds that
+        have one (``engine.n_cue_values > 0``; see the world's Starting state)."""
         super().reset(seed=seed)
         self.engine.rng = self.np_random     # the engine draws from the env's generator
+        if options and options.get("cue") is not None:
+            self.engine.queue_cues([options["cue"]])
         self.engine.reset()
         if self.render_mode == "human":
             self.render()

@@ -28,7 +28,7 @@ class KeyDoorEngine(GridEngine):
     def __init__(self, n_envs: int = 1, *, n_colours: int = 3, delay: int = 10,
                  distractor_density: float = 0.3, penalty: float = 0.0,
                  step_penalty: float | None = None, **kwargs):
-        self.n_colours = n = check_int("n_colours", n_colours, 2, MAX_COLOURS)
+        self.n_colours = self.n_cue_values = n = check_int("n_colours", n_colours, 2, MAX_COLOURS)
         self.delay = check_int("delay", delay, 1)
         if not 0.0 <= distractor_density <= 1.0:
             raise ValueError(f"distractor_density must be in [0, 1], got {distractor_density}")
@@ -63,6 +63,8 @@ class KeyDoorEngine(GridEngine):
     def _reset(self, idx):
         m, n, rng = len(idx), self.n_colours, self.rng
         key = rng.integers(0, n, m).astype(np.uint8)
+        worlds, queued = self._queued_cues(m)
+        key[worlds] = queued
         self.key[idx] = key
         self.flat[self.key_cell[idx]] = KEY0 + key
         # distractors: balls of the key colours on random cells of the delay region
@@ -111,7 +113,8 @@ class KeyDoorEnv(GridEnv):
 
     ## Starting state
 
-    West end, middle row, heading east; key colour, distractors and door order random.
+    West end, middle row, heading east; key colour, distractors and door order random. The
+    key colour is the cue: ``env.reset(options={"cue": i})`` (or ``engine.queue_cues``) sets it.
 
     ## Episode end
 

@@ -22,6 +22,7 @@ class RecallSequenceEngine(GridEngine):
     def __init__(self, n_envs: int = 1, *, n_items: int = 3, delay: int = 5, penalty: float = 0.0,
                  step_penalty: float | None = None, **kwargs):
         self.n_items = n = check_int("n_items", n_items, 1, 8)
+        self.n_cue_values = 2 ** n  # the items, read as the binary digits of the cue value
         self.delay = check_int("delay", delay, 0)
         if step_penalty is not None and step_penalty < 0:
             raise ValueError(f"step_penalty must be >= 0 (0 turns shaping off) or None, got {step_penalty}")
@@ -55,6 +56,8 @@ class RecallSequenceEngine(GridEngine):
 
     def _reset(self, idx):
         items = self.rng.integers(0, 2, (len(idx), self.n_items)).astype(np.uint8)
+        worlds, queued = self._queued_cues(len(idx))  # cue value: the items as binary digits
+        items[worlds] = (queued[:, None] >> np.arange(self.n_items - 1, -1, -1)) & 1
         self.items[idx] = items
         self.flat[self.signs[idx]] = CUE0 + items
         self.stage[idx] = 0
@@ -105,7 +108,9 @@ class RecallSequenceEnv(GridEnv):
 
     ## Starting state
 
-    West end of the corridor (under sign 0), heading east; the cues drawn uniformly.
+    West end of the corridor (under sign 0), heading east; the cues drawn uniformly, or set
+    by a cue value ``v`` in ``0 .. 2 ** n_items - 1`` whose binary digits are the cues, item 0
+    the most significant (``env.reset(options={"cue": v})``, ``engine.queue_cues``).
 
     ## Episode end
 

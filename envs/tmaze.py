@@ -41,7 +41,7 @@ class TMazeEngine(GridEngine):
     def __init__(self, n_envs: int = 1, *, length=10, n_cues: int = 2, penalty: float = 0.0,
                  step_penalty: float | None = None, **kwargs):
         self.length_range = lo, hi = check_length(length)
-        self.n_cues = n = check_int("n_cues", n_cues, 2, MAX_COLOURS)
+        self.n_cues = self.n_cue_values = n = check_int("n_cues", n_cues, 2, MAX_COLOURS)
         self.penalty = float(penalty)
         if step_penalty is not None and step_penalty < 0:
             raise ValueError(f"step_penalty must be >= 0 (0 turns shaping off) or None, got {step_penalty}")
@@ -83,6 +83,8 @@ class TMazeEngine(GridEngine):
             self.grid[idx] = self.templates[j]
             self.length[idx] = self.lengths[j]
         cue = self.rng.integers(0, self.n_cues, m).astype(np.uint8)
+        worlds, queued = self._queued_cues(m)
+        cue[worlds] = queued
         self.cue[idx] = cue
         self.flat[self.sign[idx]] = CUE0 + cue
         self.pos[idx] = self.start[idx]
@@ -138,7 +140,8 @@ class TMazeEnv(GridEnv):
 
     ## Starting state
 
-    The west end of the corridor, heading east; the cue drawn uniformly.
+    The west end of the corridor, heading east; the cue drawn uniformly, or set: a cue value
+    is the cue's index (``env.reset(options={"cue": i})``, ``engine.queue_cues``).
 
     ## Episode end
 

@@ -1,12 +1,22 @@
 """Actor-critic policies with a memory core, for stable-baselines3.
 
-``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's own
-features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``NatureCNN`` for
-``CnnPolicy``) and heads, with a :class:`memagent.memory.recurrent.MemoryCore` between them.
+``features extractor -> memory core -> MlpExtractor -> action / value heads``: SB3's
+features extractors (``FlattenExtractor`` for ``MlpPolicy``, ``CombinedExtractor`` for the
+``Dict`` observations of ``MultiInputPolicy``) or memagent's
+:class:`memagent.extractors.ScreenCNN` (``CnnPolicy``), SB3's heads, and a
+:class:`memagent.memory.recurrent.MemoryCore` between them (:mod:`memagent.observations`
+checks the observation space).
 The core is chosen by name in ``policy_kwargs=dict(memory="hopfield", memory_kwargs={...})``
 (``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"``, a ``MemoryCore`` subclass, or ``None``
 for the no-memory ablation). ``predict(obs, state, episode_start, deterministic)`` returns
 ``(actions, state)`` like sb3-contrib's ``RecurrentPPO``, so SB3's ``evaluate_policy`` works.
+
+SB3's policy contract, through the memory: ``get_distribution(obs, state, episode_starts)`` and
+``predict_values(obs, state, episode_starts)`` read one step through the core (``state=None``:
+a fresh memory, every obs the first step of an episode). ``evaluate_actions(obs, actions)`` and
+``forward(obs)`` without a state raise a ``TypeError`` naming :meth:`evaluate_sequence` and
+MemoryPPO: a flat batch has no memory state, so SB3's ``PPO`` would train the policy as if it
+had none.
 """
 
 from __future__ import annotations
@@ -16,11 +26,31 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.distributions import CategoricalDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.torch_layers import FlattenExtractor, MlpExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import (
+    CombinedExtractor,
+    FlattenExtractor,
+    MlpExtractor,
+)
 
+from memagent.extractors import ScreenCNN
 from memagent.memory.recurrent import MemoryCore, State, make_core
+from memagent.observations import (
+    Obs,
+    check_observation_space,
+    map_obs,
+    obs_batch_size,
+    one_hot_encoders,
+    preprocess,
+)
+
+_NO_STATE: Any = object()  # forward() called without a memory state (SB3's policy(obs))
+_SB3_ALGORITHM_ERROR = (
+    "MemoryActorCriticPolicy.{call} has no memory state or episode starts, so an SB3 algorithm "
+    "would run the policy as if it had no memory; train it with "
+    "memagent.agents.memory_ppo.MemoryPPO (or call evaluate_sequence(obs, actions, state, "
+    "episode_starts) / forward(obs, state, episode_starts))")
 
 
 class CategoricalFlattenExtractor(FlattenExtractor):
@@ -46,16 +76,16 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         :class:`MemoryCore` subclass (built as ``cls(features_dim, **memory_kwargs)``) or
         ``None`` (no memory: the features go straight to the MLP).
     :param memory_kwargs: the core's own parameters, e.g. ``{"capacity": 2048}``.
+    :raises ValueError: an observation space the features extractor cannot read (a ``Tuple``,
+        a ``Dict`` without ``MultiInputPolicy``, ...), an unknown core or a ``memory_kwargs``
+        key the core does not have; each message names the fix.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args, memory: str | type[MemoryCore] | None = "gru",
                  memory_kwargs: dict[str, Any] | None = None, **kwargs):
-        if isinstance(observation_space, (spaces.Dict, spaces.Tuple)):
-            raise ValueError(
-                f"MemoryActorCriticPolicy takes Box, Discrete, MultiDiscrete or MultiBinary "
-                f"observations, got {type(observation_space).__name__}; flatten the observation "
-                "first (gymnasium.wrappers.FlattenObservation)")
+        check_observation_space(observation_space,
+                                kwargs.get("features_extractor_class", FlattenExtractor))
         if kwargs.get("share_features_extractor", True) is False:
             raise ValueError("MemoryActorCriticPolicy shares one features extractor and one memory "
                              "between actor and critic; drop share_features_extractor=False")
@@ -66,21 +96,19 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
             # a step than the default for-each Adam on this small net (same update rule).
             kwargs["optimizer_kwargs"] = {"eps": 1e-5, "fused": True}
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
-        if isinstance(observation_space, spaces.MultiDiscrete):
-            # SB3's preprocess_obs one-hot encodes a MultiDiscrete one dimension at a time
-            # (294 us for 8 envs x 10 dims); one scatter gives the same tensor (9.5 us).
-            nvec = th.as_tensor(observation_space.nvec.ravel(), dtype=th.long)
-            self.register_buffer("_one_hot_offsets", th.cumsum(nvec, 0) - nvec, persistent=False)
-            self._one_hot_size = int(nvec.sum())
+        self._one_hot = one_hot_encoders(observation_space)
+        for i, encoder in enumerate(self._one_hot.values()):
+            self.add_module(f"_one_hot_{i}", encoder)  # moves with the policy's device
 
-    def extract_features(self, obs: th.Tensor, features_extractor=None) -> th.Tensor:
+    def extract_features(self, obs: Obs, features_extractor=None) -> th.Tensor:
         """SB3's ``extract_features`` (preprocess, then the features extractor), with the
-        one-hot encoding of a ``MultiDiscrete`` observation done in one scatter."""
-        if getattr(self, "_one_hot_size", None) is None:
-            return super().extract_features(obs, features_extractor)
-        flat = obs.reshape(obs.shape[0], -1).long() + self._one_hot_offsets  # (N, D)
-        one_hot = th.zeros(obs.shape[0], self._one_hot_size, device=obs.device).scatter_(1, flat, 1.0)
-        return (features_extractor or self.features_extractor)(one_hot)
+        one-hot encoding of every ``MultiDiscrete`` observation (or Dict entry) done in one
+        scatter, and raw ``uint8`` images for an extractor that scales them itself
+        (``reads_uint8``). ``obs``: ``(N, ...)``, or a dict of them."""
+        extractor = features_extractor or self.features_extractor
+        features = preprocess(obs, self.observation_space, getattr(self, "_one_hot", {}),
+                              self.normalize_images, getattr(extractor, "reads_uint8", False))
+        return extractor(features)
 
     def _build_mlp_extractor(self) -> None:
         self.memory = self._build_memory()
@@ -92,12 +120,9 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         name = self.memory_name
         if name is None:
             return None
-        if isinstance(name, str):
-            core = make_core(name, self.features_dim, **self.memory_kwargs)
-        elif isinstance(name, type) and issubclass(name, MemoryCore):
-            core = name(self.features_dim, **self.memory_kwargs)
-        else:
+        if not (isinstance(name, str) or (isinstance(name, type) and issubclass(name, MemoryCore))):
             raise ValueError(f"memory must be a core name, a MemoryCore subclass or None, got {name!r}")
+        core = make_core(name, self.features_dim, **self.memory_kwargs)
         if getattr(core, "input_dim", None) != self.features_dim:
             raise ValueError(f"memory core {type(core).__name__} reads input_dim="
                              f"{getattr(core, 'input_dim', None)} but the features extractor gives "
@@ -130,22 +155,38 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         return () if self.memory is None else self.memory.select_state(state, index)
 
     # -- sequences ---------------------------------------------------------------------
-    def _latent(self, obs: th.Tensor, state: State, episode_starts: th.Tensor):
-        """``obs (T, B, *obs_shape)`` -> actor and critic latents ``(T*B, .)`` and the state."""
+    def _latent(self, obs: Obs, state: State, episode_starts: th.Tensor):
+        """``obs (T, B, *obs_shape)`` (or a dict of them) -> actor and critic latents
+        ``(T*B, .)`` and the state."""
         T, B = episode_starts.shape
-        features = self.extract_features(obs.reshape(T * B, *obs.shape[2:]))  # (T, B, ...) -> (T*B, F)
+        flat = map_obs(lambda o: o.reshape(T * B, *o.shape[2:]), obs)  # (T, B, ...) -> (T*B, ...)
+        features = self.extract_features(flat)  # (T*B, F)
         if self.memory is not None:
             y, state = self.memory(features.view(T, B, -1), state, episode_starts)  # (T, B, H)
             features = y.reshape(T * B, -1)  # (T, B, H) -> (T*B, H)
         latent_pi, latent_vf = self.mlp_extractor(features)
         return latent_pi, latent_vf, state
 
-    def forward(self, obs: th.Tensor, state: State, episode_starts: th.Tensor,
+    def _step_latent(self, obs: Obs, state: State | None, episode_starts: th.Tensor | None):
+        """Latents of one step ``obs (B, ...)``. ``state=None`` is a fresh memory (every obs the
+        first step of an episode); ``episode_starts=None`` is 1 with a fresh memory, else 0."""
+        n = obs_batch_size(obs)
+        if episode_starts is None:
+            episode_starts = th.full((n,), float(state is None), device=self.device)
+        state = self.initial_state(n) if state is None else state
+        return self._latent(map_obs(lambda o: o.unsqueeze(0), obs), state,  # (B, ...) -> (1, B, ...)
+                            episode_starts.view(1, -1).float())
+
+    def forward(self, obs: th.Tensor, state: State = _NO_STATE, episode_starts: th.Tensor | None = None,
                 deterministic: bool = False):
         """One step for ``B`` envs: ``obs (B, ...)``, ``episode_starts (B,)`` ->
-        ``actions, values (B, 1), log_prob (B,), state``."""
-        latent_pi, latent_vf, state = self._latent(obs.unsqueeze(0), state,
-                                                   episode_starts.view(1, -1).float())
+        ``actions, values (B, 1), log_prob (B,), state``.
+
+        :raises TypeError: called SB3's way, ``policy(obs)``, without the memory state.
+        """
+        if state is _NO_STATE:
+            raise TypeError(_SB3_ALGORITHM_ERROR.format(call="forward(obs)"))
+        latent_pi, latent_vf, state = self._step_latent(obs, state, episode_starts)
         if isinstance(self.action_dist, CategoricalDistribution):  # fast path: no Distribution object
             log_p = th.log_softmax(self.action_net(latent_pi), -1)  # (B, n_actions)
             if deterministic:
@@ -171,13 +212,35 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         distribution = self._get_action_dist_from_latent(latent_pi)
         return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()
 
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor):
+        """Not available: one flat batch carries no memory state or episode starts.
+
+        SB3's ``PPO.train`` calls it with shuffled steps; a memory policy trained that way
+        would learn as if it had no memory. Use :meth:`evaluate_sequence` (whole sequences
+        from their memory state), as :class:`memagent.agents.memory_ppo.MemoryPPO` does.
+
+        :raises TypeError: always.
+        """
+        raise TypeError(_SB3_ALGORITHM_ERROR.format(call="evaluate_actions(obs, actions)"))
+
+    def get_distribution(self, obs: th.Tensor, state: State | None = None,
+                         episode_starts: th.Tensor | None = None) -> Distribution:
+        """The action distribution of one step ``obs (B, ...)`` read through the memory.
+
+        :param state: the memory state before this step (from :meth:`initial_state`,
+            :meth:`forward` or :meth:`predict`); ``None``: a fresh memory, so every ``obs`` is
+            read as the first step of an episode.
+        :param episode_starts: ``(B,)``, 1 where ``obs`` starts an episode; ``None``: 1 with a
+            fresh memory, 0 (the episode continues) with a given ``state``.
+        """
+        latent_pi, _, _ = self._step_latent(obs, state, episode_starts)
+        return self._get_action_dist_from_latent(latent_pi)
+
     def predict_values(self, obs: th.Tensor, state: State | None = None,
                        episode_starts: th.Tensor | None = None) -> th.Tensor:
-        """Values ``(B, 1)`` of one step ``obs (B, ...)`` read with ``state``."""
-        n = obs.shape[0]
-        state = self.initial_state(n) if state is None else state
-        starts = th.ones(n, device=obs.device) if episode_starts is None else episode_starts
-        _, latent_vf, _ = self._latent(obs.unsqueeze(0), state, starts.view(1, -1).float())
+        """Values ``(B, 1)`` of one step ``obs (B, ...)`` read through the memory; ``state``
+        and ``episode_starts`` as in :meth:`get_distribution`."""
+        _, latent_vf, _ = self._step_latent(obs, state, episode_starts)
         return self.value_net(latent_vf)
 
     def _predict(self, observation: th.Tensor, state: State, episode_starts: th.Tensor,
@@ -196,7 +259,7 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         """
         self.set_training_mode(False)
         obs, vectorized = self.obs_to_tensor(observation)
-        n = obs.shape[0]
+        n = obs_batch_size(obs)
         if state is None:
             state = self.initial_state(n)
             episode_start = np.ones(n)
@@ -215,13 +278,27 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
 
 class MemoryActorCriticCnnPolicy(MemoryActorCriticPolicy):
-    """:class:`MemoryActorCriticPolicy` with SB3's ``NatureCNN`` for image observations."""
+    """:class:`MemoryActorCriticPolicy` for image observations, with memagent's
+    :class:`memagent.extractors.ScreenCNN` (sized for 64 x 64 gridworld screens); pass
+    ``features_extractor_class=NatureCNN`` for SB3's Atari CNN."""
 
     def __init__(self, observation_space, action_space, lr_schedule, *args,
-                 features_extractor_class: type = NatureCNN, **kwargs):
+                 features_extractor_class: type = ScreenCNN, **kwargs):
+        super().__init__(observation_space, action_space, lr_schedule, *args,
+                         features_extractor_class=features_extractor_class, **kwargs)
+
+
+class MemoryMultiInputActorCriticPolicy(MemoryActorCriticPolicy):
+    """:class:`MemoryActorCriticPolicy` for ``Dict`` observations: SB3's ``CombinedExtractor``
+    (each entry preprocessed and flattened, or a ``NatureCNN`` for image entries, then
+    concatenated) in front of the memory, as SB3's ``MultiInputPolicy``."""
+
+    def __init__(self, observation_space, action_space, lr_schedule, *args,
+                 features_extractor_class: type = CombinedExtractor, **kwargs):
         super().__init__(observation_space, action_space, lr_schedule, *args,
                          features_extractor_class=features_extractor_class, **kwargs)
 
 
 MlpPolicy = MemoryActorCriticPolicy
 CnnPolicy = MemoryActorCriticCnnPolicy
+MultiInputPolicy = MemoryMultiInputActorCriticPolicy

@@ -1,12 +1,13 @@
-"""``memagent envs [ENV_ID]``: list the registered gridworlds, or describe one."""
+"""``memagent envs [ENV_ID]``: list the registered envs (the gridworlds, then the other
+tasks), or describe one."""
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "envs", help="list the registered gridworlds (or describe one)",
-        description="List every registered memagent gridworld with a one-line description; "
+        "envs", help="list the registered gridworlds and tasks (or describe one)",
+        description="List every registered memagent env with a one-line description; "
         "with ENV_ID, print that world's documentation.")
     parser.add_argument("env_id", nargs="?", metavar="ENV_ID", help="describe this id")
     parser.set_defaults(func=run)
@@ -14,20 +15,24 @@ def register(subparsers) -> None:
 
 def full_id(env_id: str) -> str:
     """``env_id`` as registered (``TMaze-v0`` -> ``memagent/TMaze-v0``), or a ValueError."""
-    from memagent.envs import ENVS
-
+    envs = _all_envs()
     for candidate in (env_id, f"memagent/{env_id}"):
-        if candidate in ENVS:
+        if candidate in envs:
             return candidate
-    raise ValueError(f"ENV_ID must be one of {', '.join(ENVS)}; got {env_id!r}")
+    raise ValueError(f"ENV_ID must be one of {', '.join(envs)}; got {env_id!r}")
+
+
+def _all_envs() -> dict:
+    from memagent.envs import ENVS, OTHER_ENVS
+
+    return {**ENVS, **OTHER_ENVS}
 
 
 def run(args) -> int:
-    from memagent.envs import ENVS
-
+    envs = _all_envs()
     if args.env_id is None:
-        width = max(map(len, ENVS))
-        for env_id, (*_, max_steps, description) in ENVS.items():
+        width = max(map(len, envs))
+        for env_id, (*_, max_steps, description) in envs.items():
             print(f"{env_id:<{width}}  {description} (time limit {max_steps})")
         return 0
     env_id = full_id(args.env_id)
@@ -37,7 +42,7 @@ def run(args) -> int:
 
     spec = gym.spec(env_id)
     cls = gym.envs.registration.load_env_creator(spec.entry_point)
-    print(f"{env_id}: {ENVS[env_id][3]}")
+    print(f"{env_id}: {envs[env_id][3]}")
     print(f"kwargs {spec.kwargs}, max_episode_steps {spec.max_episode_steps}")
     print(inspect.cleandoc(cls.__doc__ or ""))
     return 0

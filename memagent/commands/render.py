@@ -1,10 +1,13 @@
 """``memagent render RUN_DIR --out FILE.gif``: watch a trained agent, with its memory beside it.
 
-Frames come from the env's ``render_mode="rgb_array"``. After every action the policy's
-modules are asked for ``inspect()`` (the :class:`memagent.memory.recurrent.MemoryCore`
-contract: a dict of numpy arrays describing the last read, e.g. the hopfield core's
-``attention`` over stored steps or the nmn core's ``bank`` activity); each array is drawn as
-a heatmap (2-D: rows x stored steps) or bars (1-D) in a panel to the right of the screen.
+Frames come from the env's ``render_mode="rgb_array"``. In worlds with a cue (the T-maze's
+colour, KeyDoor's key, RecallSequence's items) the episodes take the cues in turn, by default
+one episode per cue value, so a policy that ignores the cue shows its failures. After every
+action the policy's modules are asked for ``inspect()`` (the
+:class:`memagent.memory.recurrent.MemoryCore` contract: a dict of numpy arrays describing the
+last read, e.g. the hopfield core's ``attention`` over stored steps or the nmn core's
+``bank`` activity); each array is drawn as a heatmap (2-D: rows x stored steps) or bars (1-D)
+in a panel to the right of the screen, with a title, its axes and a colour bar of its values.
 
 Writes a GIF (Pillow), a folder of PNGs (``--out DIR/``), or an MP4 when ``imageio-ffmpeg``
 is installed.
@@ -19,8 +22,11 @@ import numpy as np
 
 from memagent.cli import CLIError
 
-PANEL_WIDTH = 240
-LABELS = {"attention": "read weights: heads x stored steps", "bank": "NMN memory banks"}
+PANEL_WIDTH = 280
+TEXT = (230, 230, 230)
+#: view name -> (title, row axis, column axis); other views: (name, "row", "column")
+LABELS = {"attention": ("hopfield read weights", "head", "stored step: oldest -> newest"),
+          "bank": ("NMN memory banks", "neuron", "memory slot")}
 
 
 def register(subparsers) -> None:
@@ -31,7 +37,11 @@ def register(subparsers) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train, or `latest` (the newest run in runs/)")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="FILE.gif, FILE.mp4 (needs imageio-ffmpeg) or DIR/ for PNG frames")
-    p.add_argument("--episodes", type=int, default=2, metavar="N", help="episodes (default 2)")
+    p.add_argument("--episodes", type=int, default=None, metavar="N",
+                   help="episodes (default: one per cue value in worlds with a cue, e.g. 2 on the "
+                   "T-maze, else 2); the cues are taken in turn")
+    p.add_argument("--random-cues", action="store_true",
+                   help="draw each episode's cue at random, as in training")
     p.add_argument("--env", default=None, metavar="ENV_ID", help="render another env (same observations)")
     p.add_argument("--stochastic", action="store_true", help="sample actions (default: deterministic)")
     p.add_argument("--seed", type=int, default=None, help="env seed (default: the run's seed + 1000)")
@@ -123,34 +133,69 @@ def draw_view(values: np.ndarray, h: int, w: int) -> np.ndarray:
     return _resize(_colormap(rows), h, w)
 
 
+def _value_range(values: np.ndarray) -> tuple[float, float]:
+    a = np.nan_to_num(np.asarray(values, dtype=float))
+    return (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+
+
+def _vertical_text(text: str, height: int) -> np.ndarray:
+    """``text`` written bottom to top, as an ``(<= height, 12, 3)`` picture (a y-axis label)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (max(height, 1), 12), (16, 16, 16))
+    ImageDraw.Draw(img).text((1, 0), text, fill=TEXT)
+    return np.asarray(img.rotate(90, expand=True))[-height:]
+
+
+def draw_panel(views: dict[str, np.ndarray], height: int) -> np.ndarray:
+    """The memory panel, ``(height, PANEL_WIDTH, 3)``: for each view (at most 3) its title
+    and shape, the heatmap or bars (:func:`draw_view`) between its row axis (left) and column
+    axis (below), and a colour bar with the values of its brightest and darkest cells."""
+    from PIL import Image, ImageDraw
+
+    panel = np.full((height, PANEL_WIDTH, 3), 16, dtype=np.uint8)
+    keys = list(views)[:3]
+    slot = height // max(len(keys), 1)
+    left, bar = 16, PANEL_WIDTH - 46  # body from `left` to `bar - 4`; colour bar 8 px wide
+    texts = []
+    for i, key in enumerate(keys):
+        values = np.asarray(views[key])
+        title, rows, cols = LABELS.get(key, (key, "row", "column"))
+        if values.squeeze().ndim <= 1:  # drawn as bars
+            rows, cols = "value", rows if key in LABELS else "entry"
+        top, body = i * slot + 14, max(slot - 28, 4)
+        if not values.size:  # before the first read of an episode
+            texts.append(((4, i * slot + 1), f"{title}: nothing read yet"))
+            continue
+        panel[top:top + body, left:bar - 4] = draw_view(values, body, bar - 4 - left)
+        panel[top:top + body, bar:bar + 8] = _colormap(np.linspace(1, 0, body))[:, None]
+        label = _vertical_text(rows, body)
+        panel[top + body - label.shape[0]:top + body, 2:2 + label.shape[1]] = label
+        lo, hi = _value_range(values)
+        shape = "x".join(str(d) for d in values.shape)
+        texts += [((4, i * slot + 1), f"{title} ({shape})"), ((left, top + body + 1), cols),
+                  ((bar + 11, top - 3), f"{hi:.2g}"), ((bar + 11, top + body - 9), f"{lo:.2g}")]
+    pil = Image.fromarray(panel)
+    draw = ImageDraw.Draw(pil)
+    for xy, text in texts:
+        draw.text(xy, text, fill=TEXT)
+    return np.asarray(pil)
+
+
 def compose(frame: np.ndarray, views: dict[str, np.ndarray], caption: str) -> np.ndarray:
-    """The screen (scaled to >= 240 px high), a caption, and one panel per memory view."""
+    """The screen (scaled to >= 240 px high), a caption, and the memory panel
+    (:func:`draw_panel`) when there are views."""
     from PIL import Image, ImageDraw
 
     frame = np.asarray(frame, dtype=np.uint8)[..., :3]
     scale = max(1, 240 // max(frame.shape[0], 1))
     frame = frame.repeat(scale, 0).repeat(scale, 1)
     h = frame.shape[0]
-    parts = [frame]
-    if views:
-        panel = np.full((h, PANEL_WIDTH, 3), 16, dtype=np.uint8)
-        keys = list(views)[:3]
-        slot = h // len(keys)
-        for i, key in enumerate(keys):
-            body = max(slot - 16, 4)
-            panel[i * slot + 14 : i * slot + 14 + body, 4:-4] = draw_view(views[key], body, PANEL_WIDTH - 8)
-        parts.append(panel)
-    img = np.concatenate(parts, axis=1)
+    img = np.concatenate([frame, draw_panel(views, h)], axis=1) if views else frame
     out = np.zeros((h + 16, img.shape[1], 3), dtype=np.uint8)
     out[:h] = img
     pil = Image.fromarray(out)
-    draw = ImageDraw.Draw(pil)
-    draw.text((4, h + 2), caption, fill=(230, 230, 230))
-    if views:
-        for i, key in enumerate(keys):
-            shape = "x".join(str(s) for s in views[key].shape) if views[key].size else "-"
-            label = f"{LABELS.get(key, key)} ({shape})"
-            draw.text((frame.shape[1] + 6, i * (h // len(keys)) + 1), label, fill=(230, 230, 230))
+    ImageDraw.Draw(pil).text((4, h + 2), caption, fill=TEXT)
     return np.asarray(pil)
 
 
@@ -190,49 +235,97 @@ def _render_man(run_dir: Path, args) -> int:
         show=False))
 
 
-def render(args: argparse.Namespace) -> int:
+def _engine(venv):
+    """The batched gridworld engine behind ``venv`` (a ``GridVecEnv``, or a ``DummyVecEnv`` of
+    one gridworld ``Env``, under any VecEnv wrappers); ``None`` for other envs."""
+    base = venv.unwrapped
+    if hasattr(base, "engine"):
+        return base.engine
+    envs = getattr(base, "envs", None)
+    return getattr(envs[0].unwrapped, "engine", None) if envs else None
+
+
+def episode_cues(venv, episodes: int | None, random_cues: bool = False) -> tuple[int, list[int] | None]:
+    """How many episodes to play and the cue of each (``None``: drawn at random): in a world
+    with a cue (``engine.n_cue_values > 0``) the cue values in turn, by default one episode
+    per value; elsewhere (or with ``random_cues``) 2 episodes by default.
+
+    :raises ValueError: ``episodes < 1``.
+    """
+    if episodes is not None and episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    n_cues = getattr(_engine(venv), "n_cue_values", 0)
+    if random_cues or not n_cues:
+        return episodes or 2, None
+    episodes = episodes or n_cues
+    return episodes, [e % n_cues for e in range(episodes)]
+
+
+def play(model, venv, episodes: int, cues: list[int] | None = None, deterministic: bool = True,
+         max_frames: int = 1000, hold: int = 3):
+    """Play ``episodes`` episodes of ``model`` in ``venv`` (one env, frames in its infos), the
+    episodes taking ``cues`` in turn; an episode's last frame is held ``hold`` more frames.
+
+    :return: ``records``, one ``(frame, memory views, caption)`` per frame, and ``outcomes``,
+        one ``(cue or None, success or None)`` per finished episode.
+    """
     from memagent.evaluation import raw_reward
+
+    base = venv.unwrapped
+    if cues:
+        _engine(venv).queue_cues(cues)  # consumed by the reset below and the autoresets
+    obs, state = venv.reset(), None
+    frame = base.reset_infos[0].get("frame")
+    if frame is None:
+        raise CLIError("the env returned no rgb_array frame; it cannot be rendered")
+
+    def title(e: int) -> str:
+        return f"episode {e}" + (f" (cue {cues[e - 1]})" if cues else "")
+
+    episode_start = np.ones(1, dtype=bool)
+    records, outcomes, episode, t, ret = [(frame, {}, f"{title(1)}  step 0")], [], 1, 0, 0.0
+    while episode <= episodes and len(records) < max_frames:
+        action, state = model.predict(obs, state=state, episode_start=episode_start,
+                                      deterministic=deterministic)
+        views = prepare_views(memory_views(model.policy))
+        obs, reward, done, infos = venv.step(action)
+        t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
+        caption = f"{title(episode)}  step {t}  return {ret:.2f}"
+        if done[0]:
+            s = infos[0].get("is_success")
+            outcomes.append((cues[episode - 1] if cues else None, None if s is None else bool(s)))
+            if s is not None:
+                caption += "  success" if s else "  failure"
+        records.append((infos[0]["frame"], views, caption))
+        if done[0]:
+            records.extend([records[-1]] * hold)
+            episode, t, ret = episode + 1, 0, 0.0
+            if episode <= episodes:
+                records.append((base.reset_infos[0]["frame"], {}, f"{title(episode)}  step 0"))
+        episode_start = done
+    return records, outcomes
+
+
+def render(args: argparse.Namespace) -> int:
     from memagent.runs import check_run_dir, load_run, read_config
 
     run_dir = check_run_dir(args.run_dir)
     if read_config(run_dir).agent == "man":
         return _render_man(run_dir, args)
     kind = _out_kind(args.out)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-    config, model, venv = load_run(run_dir, env_id=args.env, seed=args.seed, render=True)
-    base = venv.unwrapped
-    obs, state = venv.reset(), None
-    frame = base.reset_infos[0].get("frame")
-    if frame is None:
-        raise CLIError(f"{config.env_id} returned no rgb_array frame; it cannot be rendered")
-    episode_start = np.ones(1, dtype=bool)
-    records, episode, t, ret, successes = [(frame, {}, "episode 1  step 0")], 1, 0, 0.0, []
-    while episode <= args.episodes and len(records) < args.max_frames:
-        action, state = model.predict(obs, state=state, episode_start=episode_start,
-                                      deterministic=not args.stochastic)
-        views = prepare_views(memory_views(model.policy))
-        obs, reward, done, infos = venv.step(action)
-        t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
-        caption = f"episode {episode}  step {t}  return {ret:.2f}"
-        if done[0]:
-            s = infos[0].get("is_success")
-            if s is not None:
-                successes.append(bool(s))
-                caption += "  success" if s else "  failure"
-        records.append((infos[0]["frame"], views, caption))
-        if done[0]:
-            records.extend([records[-1]] * max(1, int(args.fps // 2)))  # hold the last frame
-            episode, t, ret = episode + 1, 0, 0.0
-            if episode <= args.episodes:
-                records.append((base.reset_infos[0]["frame"], {}, f"episode {episode}  step 0"))
-        episode_start = done
+    _, model, venv = load_run(run_dir, env_id=args.env, seed=args.seed, render=True)
+    episodes, cues = episode_cues(venv, args.episodes, args.random_cues)
+    records, outcomes = play(model, venv, episodes, cues, deterministic=not args.stochastic,
+                             max_frames=args.max_frames, hold=max(1, int(args.fps // 2)))
     venv.close()
     keys = list(dict.fromkeys(k for _, views, _ in records for k in views))[:3]
     frames = [compose(f, {k: views.get(k, np.zeros(0)) for k in keys}, c) for f, views, c in records]
     _write(frames, args.out, kind, args.fps)
     shown = ", ".join(keys) if keys else "none (this agent has no memory to show)"
-    tally = f"; successes {sum(successes)}/{len(successes)}" if successes else ""
-    print(f"memagent render: {min(episode - 1, args.episodes)} episode(s), {len(frames)} frames "
-          f"-> {args.out}; memory views: {shown}{tally}")
+    known = [(c, s) for c, s in outcomes if s is not None]
+    tally = f"; successes {sum(s for _, s in known)}/{len(known)}" if known else ""
+    if cues and known:
+        tally += " (" + ", ".join(f"cue {c}: {'success' if s else 'failure'}" for c, s in known) + ")"
+    print(f"memagent render: {len(outcomes)} episode(s), {len(frames)} frames -> {args.out}; "
+          f"memory views: {shown}{tally}")
     return 0

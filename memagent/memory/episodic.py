@@ -26,6 +26,7 @@ primacy.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -314,6 +315,14 @@ class NMNCore(MemoryCore):
         self.layer = NMNLayer(self.input_dim, hidden_size, write_on_fire=write_on_fire, **kwargs)
         self.output_dim = int(self.layer.output_dim)
         self._last: Tensor | None = None
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """``hidden_size`` and the :class:`memagent.memory.nmn.NMNLayer` parameters."""
+        from memagent.memory.nmn import NMNLayer
+
+        layer = list(inspect.signature(NMNLayer.__init__).parameters)[3:]  # self, in, out features
+        return ("hidden_size", *layer)
 
     def initial_state(self, batch_size: int, device=None) -> State:
         return (self.layer.initial_state(batch_size, device),)

@@ -22,6 +22,8 @@ RecurrentPPO loops per step). Cores:
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -127,6 +129,15 @@ class MemoryCore(nn.Module):
         :return: outputs ``(T, B, H)`` and the state after step ``T - 1``.
         """
         raise NotImplementedError
+
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...] | None:
+        """The keyword parameters ``memory_kwargs`` may set (those of ``__init__`` after
+        ``input_dim``); ``None`` when ``__init__`` takes ``**kwargs`` it cannot name."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, input_dim
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
     def inspect(self) -> dict[str, np.ndarray]:
         """What the last forward read, for rendering; ``{}`` if nothing."""
@@ -278,20 +289,33 @@ def _core_classes() -> dict[str, type[MemoryCore]]:
 CORE_NAMES = ("lstm", "gru", "nmn", "hopfield")
 
 
-def make_core(name: str, input_dim: int, **kwargs) -> MemoryCore:
-    """Build the memory core called ``name`` (one of :data:`CORE_NAMES`).
+def make_core(name: str | type[MemoryCore], input_dim: int, **kwargs) -> MemoryCore:
+    """Build the memory core called ``name`` (one of :data:`CORE_NAMES`, or a class).
 
-    :param name: ``"lstm"``, ``"gru"``, ``"nmn"`` or ``"hopfield"``.
+    :param name: ``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"`` or a :class:`MemoryCore`
+        subclass (built as ``name(input_dim, **kwargs)``).
     :param input_dim: size of the features the core reads at every step.
     :param kwargs: the core's own parameters (e.g. ``hidden_size`` or ``capacity``).
+    :raises ValueError: an unknown name, or a key the core does not take (the message lists
+        the keys it does take).
     """
-    classes = _core_classes()
-    if name not in classes:
-        raise ValueError(f"unknown memory core {name!r}; known cores: {', '.join(CORE_NAMES)} "
-                         "(or memory=None for no memory)")
+    if isinstance(name, type) and issubclass(name, MemoryCore):
+        cls, label = name, name.__name__
+    else:
+        classes = _core_classes()
+        if name not in classes:
+            raise ValueError(f"unknown memory core {name!r}; known cores: {', '.join(CORE_NAMES)} "
+                             "(or memory=None for no memory)")
+        cls, label = classes[name], repr(name)
     if int(input_dim) < 1:
         raise ValueError(f"input_dim must be >= 1, got {input_dim}")
+    accepted = cls.parameter_names()
+    unknown = [key for key in kwargs if accepted is not None and key not in accepted]
+    if unknown:
+        raise ValueError(f"bad memory_kwargs for the {label} core: it has no parameter "
+                         f"{', '.join(map(repr, unknown))}; its memory_kwargs are "
+                         f"{', '.join(accepted) or '(none)'}")
     try:
-        return classes[name](int(input_dim), **kwargs)
+        return cls(int(input_dim), **kwargs)
     except TypeError as err:
-        raise ValueError(f"bad memory_kwargs for the {name!r} core: {err}") from err
+        raise ValueError(f"bad memory_kwargs for the {label} core: {err}") from err

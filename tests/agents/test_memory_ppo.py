@@ -119,7 +119,7 @@ def test_cnn_policy_on_pixels():
     model = MemoryPPO("CnnPolicy", env, n_steps=8, batch_size=16, n_epochs=1,
                       policy_kwargs=dict(memory="hopfield"), seed=0, device="cpu")
     model.learn(16)
-    assert type(model.policy.features_extractor).__name__ == "NatureCNN"
+    assert type(model.policy.features_extractor).__name__ == "ScreenCNN"
 
 
 class _WrongSize(MemoryCore):
@@ -154,7 +154,7 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="memory_kwargs"):
         MemoryPPO("MlpPolicy", env, policy_kwargs=dict(memory="gru", memory_kwargs={"size": 3}),
                   device="cpu")
-    with pytest.raises(ValueError, match="FlattenObservation"):
+    with pytest.raises(ValueError, match="MultiInputPolicy"):
         MemoryActorCriticPolicy(_DictEnv.observation_space, spaces.Discrete(2), lambda _: 1e-3)
     with pytest.raises(ValueError, match="multiple of n_steps"):
         MemoryPPO("MlpPolicy", env, n_steps=128, batch_size=100, device="cpu")
