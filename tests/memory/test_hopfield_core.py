@@ -65,7 +65,10 @@ def test_core_read_passes_gradcheck(similarity, Q):
 
 
 def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    """The core from a fresh state, one retrieve() per env and step over its raw history."""
+    """The core from a fresh state, one retrieve() per env and step over its history of
+    embedded inputs (``core.embed``; the inputs themselves when it stores them raw)."""
+    if core.embed is not None:
+        x = core.embed(x)
     T, B, _ = x.shape
     C, h, D = core.capacity, core.heads, core.key_dim
     y = torch.zeros(T, B, core.output_dim, dtype=x.dtype)
@@ -83,11 +86,13 @@ def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> tor
     return y
 
 
+@pytest.mark.parametrize("embed_dim", [5, None])
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
-def test_step_and_sequence_paths_equal_retrieve(similarity):
+def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim):
     torch.manual_seed(2)
     T, B, F = 17, 3, 4
-    core = HopfieldCore(F, output_dim=6, heads=2, capacity=5, beta=3.0, similarity=similarity).double()
+    core = HopfieldCore(F, output_dim=6, heads=2, capacity=5, beta=3.0, similarity=similarity,
+                        embed_dim=embed_dim).double()
     x = torch.randn(T, B, F, dtype=torch.float64)
     starts = torch.zeros(T, B)
     starts[0] = 1
