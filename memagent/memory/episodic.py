@@ -111,7 +111,8 @@ class HopfieldCore(MemoryCore):
         stores the inputs themselves (``E = F``).
     :param heads: independent retrievals per step (each its own query).
     :param capacity: window of stored steps a read may reach (>= 1).
-    :param beta: inverse temperature of the softmax separation.
+    :param beta: inverse temperature of the softmax separation (the default 16 is for cosine
+        scores in ``[-1, 1]``; dot scores grow with the query and usually take ``beta = 1``).
     :param separation: the separation function of :func:`memagent.memory.hopfield.retrieve`
         (``"softmax"``, ``"max"``, ...).
     :param similarity: ``"dot"`` (``q . k``) or ``"cosine"`` (``q . k / (|q| |k|)``, so every
@@ -120,14 +121,15 @@ class HopfieldCore(MemoryCore):
         policy at once, past PPO's clipping and ``target_kl`` (observed: greedy T-maze success
         from 100% to chance in one update). Cosine scores bound how sharp a read can get:
         ``beta`` sets it (``beta = 16`` gives a step scoring 0.75 above the rest about 99% of
-        the weight among 1000 steps).
+        the weight among 1000 steps). The default: on TMaze-v0 (100k steps, seeds 0-4) both
+        solved 5 of 5; cosine fell back from 100% on none, dot on one.
     """
 
     state_batch_dim = 0
 
     def __init__(self, input_dim: int, output_dim: int = 64, heads: int = 4,
-                 capacity: int = 1024, beta: float = 1.0, separation: str = "softmax",
-                 similarity: str = "dot", embed_dim: int | None = 32):
+                 capacity: int = 1024, beta: float = 16.0, separation: str = "softmax",
+                 similarity: str = "cosine", embed_dim: int | None = 32):
         super().__init__()
         if capacity < 1 or heads < 1 or output_dim < 1:
             raise ValueError(f"capacity, heads and output_dim must be >= 1, "
@@ -139,7 +141,8 @@ class HopfieldCore(MemoryCore):
         if similarity not in ("dot", "cosine"):
             raise ValueError(f"similarity must be 'dot' or 'cosine', got {similarity!r}")
         if similarity == "cosine" and separation != "softmax":
-            raise ValueError(f"similarity='cosine' needs separation='softmax', got {separation!r}")
+            raise ValueError(f"similarity='cosine' needs separation='softmax', got {separation!r}; "
+                         "pass similarity='dot' for other separations")
         self.similarity = similarity
         if embed_dim is not None and int(embed_dim) < 1:
             raise ValueError(f"embed_dim must be >= 1 or None (store the inputs), got {embed_dim}")

@@ -158,7 +158,7 @@ def test_hopfield_cosine_sequence_equals_steps_and_bounds_the_read():
     w = core.inspect()["attention"]  # (B, heads, N) of the last step: 9 stored steps in the window
     n = core.capacity
     assert w.max() <= torch.e ** 4 / (torch.e ** 4 + (n - 1) * torch.e ** -4) + 1e-6
-    dot = _core("hopfield", beta=4.0)
+    dot = _core("hopfield", similarity="dot", beta=4.0)
     with torch.no_grad():
         dot.query.weight.mul_(1e4)
         dot(x, dot.initial_state(B), starts)
