@@ -24,7 +24,12 @@ from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
+from stable_baselines3.common.utils import (
+    FloatSchedule,
+    LinearSchedule,
+    explained_variance,
+    obs_as_tensor,
+)
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
@@ -36,6 +41,9 @@ from memagent.policies import (
 
 SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
 
+#: 6e-4 at the start of ``learn``, 0 at its end.
+DEFAULT_LEARNING_RATE = LinearSchedule(6e-4, 0.0, 1.0)
+
 
 class MemoryPPO(OnPolicyAlgorithm):
     """Proximal Policy Optimization with a memory core, trained on whole rollout sequences.
@@ -44,7 +52,11 @@ class MemoryPPO(OnPolicyAlgorithm):
         observations), ``"CnnPolicy"`` (images), ``"MultiInputPolicy"`` (a ``Dict`` of those)
         or a :class:`MemoryActorCriticPolicy` class.
     :param env: the environment (a gymnasium env, a VecEnv or a registered id).
-    :param learning_rate: learning rate, or a schedule of the remaining progress.
+    :param learning_rate: learning rate, or a schedule of the remaining progress. Default:
+        6e-4 decaying linearly to 0 over each ``learn`` call (SB3's ``LinearSchedule``, the
+        annealing CleanRL's PPO does by default). With a constant rate solved runs kept
+        falling back to chance for a few rollouts late in training, so where a run stopped
+        decided its result; the decay makes the last updates small (docs/policies.md).
     :param n_steps: steps per env per rollout; also the truncated-BPTT length.
     :param batch_size: samples per minibatch; a multiple of ``n_steps``, since a minibatch is
         ``batch_size // n_steps`` envs with their whole sequence.
@@ -83,7 +95,8 @@ class MemoryPPO(OnPolicyAlgorithm):
     policy: MemoryActorCriticPolicy
 
     def __init__(self, policy: str | type[MemoryActorCriticPolicy], env: GymEnv | str,
-                 learning_rate: float | Schedule = 3e-4, n_steps: int = 128, batch_size: int = 512,
+                 learning_rate: float | Schedule = DEFAULT_LEARNING_RATE, n_steps: int = 128,
+                 batch_size: int = 512,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
                  normalize_advantage: bool = False, ent_coef: float = 0.0, vf_coef: float = 0.5,
