@@ -137,9 +137,7 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict:
 
             values = tomllib.loads(text)
         elif path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            values = yaml.safe_load(text)
+            values = yaml_load(text)
         else:
             values = json.loads(text)
     except Exception as err:  # JSON, TOML and YAML errors: one line
@@ -192,13 +190,35 @@ def set_dotted(values: dict, key: str, value: Any) -> dict:
     return values
 
 
+_LOADER = None
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that reads ``3e-4`` as a float, as YAML 1.2 and JSON do (PyYAML's
+    YAML 1.1 rules read it as a string)."""
+    global _LOADER
+    import re
+
+    import yaml
+
+    if _LOADER is None:
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+        _LOADER = Loader
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506  (a SafeLoader subclass)
+
+
 def parse_value(text: str) -> Any:
     """A command-line value as YAML reads it: ``3e-4`` a float, ``[64, 64]`` a list, ``null``
     None, ``lin_3e-4`` a string."""
     import yaml
 
     try:
-        value = yaml.safe_load(text)
+        value = yaml_load(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and value != text.strip():

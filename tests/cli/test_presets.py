@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from memagent.agents.sb3_adapter import algo_kwargs
+
 from memagent.config import (
     PRESET_DIR,
     TrainConfig,
