@@ -203,6 +203,11 @@ def start_ray(address: str | None, num_cpus: int | None = None):
 
     :return: the CPUs the cluster has.
     """
+    host = (address or "").rpartition(":")[0]
+    if not address or host in ("localhost", "::1") or host.startswith("127."):
+        # a Ray on this machine only: every address on the loopback (Ray otherwise binds to, and
+        # resolves 127.0.0.1 to, the machine's network address)
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy reporter: silent at verbose=0
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -216,7 +221,17 @@ def start_ray(address: str | None, num_cpus: int | None = None):
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="error",
                                   ignore_reinit_error=True)
     if address:
-        ray.init(address=check_address(address), **kwargs)
+        check_address(address)
+        token = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") or \
+            (Path.home() / ".ray" / "auth_token").is_file()
+        if token:  # `ray start` turns token authentication on and writes ~/.ray/auth_token
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError) as err:
+            raise ValueError(f"--address {address}: could not join the Ray cluster ({str(err).splitlines()[0]}); "
+                             "with token authentication (ray start's default) the token must be in "
+                             "~/.ray/auth_token or RAY_AUTH_TOKEN on this machine") from None
     else:
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), **kwargs)
     return int(ray.cluster_resources().get("CPU", 1))
@@ -341,6 +356,8 @@ def sweep_main(sweep_dir: Path, spec: dict, trials: list[Trial], *, address=None
                cpus_per_trial: float = 1, say=print) -> int:
     """Write the spec, run the trials, print what failed; exit status 1 if any did."""
     sweep_dir = Path(sweep_dir)
+    if address:
+        check_address(address)  # before anything is written
     check_same_sweep(sweep_dir, spec)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_spec(sweep_dir, spec, trials)
