@@ -238,20 +238,25 @@ def start_ray(address: str | None, num_cpus: int | None = None):
 
 
 def _trial_fn(space: dict) -> None:
-    """One trial, inside a Ray worker: the run folder from scratch, results reported to Tune."""
+    """One sweep trial, inside a Ray worker."""
+    run_trial(Trial(**space["trial"]), Path(space["sweep_dir"]))
+
+
+def run_trial(trial: Trial, sweep_dir: Path) -> None:
+    """Train ``trial`` in its run folder from scratch, reporting every evaluation to Ray Tune."""
     from ray import tune
 
     from memagent.config import config_from_dict
     from memagent.experiment import run_experiment
 
-    trial = Trial(**space["trial"])
-    run_dir = trial.run_dir(Path(space["sweep_dir"]))
+    run_dir = trial.run_dir(sweep_dir)
     if run_dir.exists():  # killed half way before: a seeded run starts again and reproduces
         shutil.rmtree(run_dir)
     config = config_from_dict(trial.config)
 
     def on_eval(metrics: dict) -> None:
-        if not metrics["final"]:
+        # the last one comes with the final report below (a scheduler must see that one whole)
+        if not metrics["final"] and metrics["step"] < config.total_timesteps:
             tune.report({k: v for k, v in metrics.items() if v is not None and k != "final"})
 
     out = run_experiment(config, run_dir, progress=False, on_eval=on_eval,
@@ -263,7 +268,11 @@ def _trial_fn(space: dict) -> None:
                  "done": True, "run_dir": str(run_dir)})
 
 
-def _progress_callback(total: int, done_before: int, say):
+def _trial_label(trial) -> str:
+    return trial.config["trial"]["trial_id"]
+
+
+def _progress_callback(total: int, done_before: int, say, label=_trial_label):
     from ray import tune
 
     class Progress(tune.Callback):
@@ -278,21 +287,25 @@ def _progress_callback(total: int, done_before: int, say):
         def on_trial_start(self, iteration, trials, trial, **info):
             self.running += 1
             self.t0[trial.trial_id] = time.monotonic()
-            say(f"{self._counts()} started {trial.config['trial']['trial_id']}")
+            say(f"{self._counts()} started {label(trial)}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.running, self.done = self.running - 1, self.done + 1
             r = trial.last_result or {}
+            if not r.get("done"):  # a scheduler stopped it early
+                say(f"{self._counts()} stopped {label(trial)} at step {r.get('step', 0):,} "
+                    f"({r.get('success_rate', r.get('mean_return', float('nan'))):.2f})")
+                return
             succ = r.get("success_rate")
             what = (f"success {succ:.2f}, " if succ is not None else "") + \
-                f"return {r.get('mean_return', float('nan')):.2f}, {r.get('steps_per_second', 0):,.0f} steps/s"
+                f"return {r.get('mean_return', float('nan')):.2f}" + \
+                (f", {r['steps_per_second']:,.0f} steps/s" if r.get("steps_per_second") else "")
             secs = time.monotonic() - self.t0.get(trial.trial_id, time.monotonic())
-            say(f"{self._counts()} finished {trial.config['trial']['trial_id']}: {what} ({secs:.0f} s)")
+            say(f"{self._counts()} finished {label(trial)}: {what} ({secs:.0f} s)")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self.running, self.failed = self.running - 1, self.failed + 1
-            say(f"{self._counts()} FAILED {trial.config['trial']['trial_id']} (see its error "
-                f"below)")
+            say(f"{self._counts()} FAILED {label(trial)} (its error follows at the end)")
 
     return Progress()
 
