@@ -112,7 +112,7 @@ def tune_main(out: Path, base: dict, user_keys: set[str], space: dict, *, trials
     if address:
         check_address(address)
     probe = build_config(base, "tune")  # the config as given, checked before Ray starts
-    for key, (kind, args) in space.items():
+    for key, (_kind, args) in space.items():
         build_config({**base, key: args[0]}, f"--search {key}")
     default = {k: _get_dotted(to_dict(probe), k) for k in space}
     start_point = default if all(_in_space(default[k], *space[k]) for k in space) else None
