@@ -248,7 +248,9 @@ def run_trial(trial: Trial, sweep_dir: Path) -> None:
 
     from memagent.config import config_from_dict
     from memagent.experiment import run_experiment
+    from memagent.utils import tune_malloc
 
+    tune_malloc()  # as the memagent command does for itself: this worker runs our trials only
     run_dir = trial.run_dir(sweep_dir)
     if run_dir.exists():  # killed half way before: a seeded run starts again and reproduces
         shutil.rmtree(run_dir)
