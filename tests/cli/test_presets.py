@@ -142,3 +142,15 @@ def test_cli_curriculum_trains_each_stage_then_the_env(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["curriculum"] == [[3, 32], [5, 32]]
     res = memagent("train", "--curriculum", "3:x", "--run-dir", tmp_path / "bad")
     assert res.returncode == 2 and "LENGTH:STEPS" in res.stderr
+
+
+def test_a_broken_preset_file_names_the_file_the_env_and_the_key(tmp_path, monkeypatch):
+    from memagent import config
+
+    monkeypatch.setattr(config, "PRESET_DIR", tmp_path)
+    (tmp_path / "ppo.yml").write_text("memagent/TMaze-v0:\n  total_timestep: 10\n")
+    with pytest.raises(ValueError, match=r"ppo.yml' \[memagent/TMaze-v0\]: unknown key 'total_timestep'"):
+        build_config({"agent": "ppo"})
+    (tmp_path / "ppo.yml").write_text("default:\n  n_envs: many\n")
+    with pytest.raises(ValueError, match="'n_envs' must be int or null, got str 'many'"):
+        build_config({"agent": "ppo"})
