@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=None, help="steps per trial (default: the preset's)")
     p.add_argument("--parallel", type=int, default=2, help="trials at a time in the parallel sweep (default 2)")
     p.add_argument("--eval-episodes", type=int, default=100, help="final greedy episodes per trial")
+    p.add_argument("--eval-every", type=int, default=0, metavar="K", help="greedy evaluations every K steps (default 0: none)")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="keep both sweep folders under DIR (p1/, pP/) for memagent report")
     add_common_args(p)
     p.set_defaults(func=run)
 
@@ -34,12 +37,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from memagent.sweep import parse_grid, parse_seeds, plan, run_sweep
 
-    base = {"eval_episodes": args.eval_episodes, "eval_every": 0, "threads": 1}
+    base = {"eval_episodes": args.eval_episodes, "eval_every": args.eval_every, "threads": 1}
     if args.steps:
         base["total_timesteps"] = args.steps
     trials = plan(base, parse_grid(args.grid or ["memory=gru,hopfield"]), [args.env], parse_seeds(args.seeds))
     walls, finals = {}, {}
     with tempfile.TemporaryDirectory(prefix="memagent-bench-sweep-") as tmp:
+        if args.keep:
+            tmp = args.keep
         for parallel in (1, args.parallel):
             out = Path(tmp) / f"p{parallel}"
             t0 = time.perf_counter()
