@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from .helpers import env_vars, memagent
-from .test_bad_input import one_line_error
+import pytest
+
+from memagent.cli import main
+
+from .helpers import env_vars
+
+
+class Result:
+    def __init__(self, returncode, out, err):
+        self.returncode, self.stdout, self.stderr = returncode, out, err
+
+
+@pytest.fixture
+def memagent(capsys):
+    """The CLI in this process (no interpreter start per call): ``memagent(*args) -> Result``."""
+
+    def run(*args, cwd=None):
+        old = os.getcwd()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            os.chdir(old)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def one_line_error(res, command: str) -> str:
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"memagent {command}: error: "), res.stderr
+    return lines[0]
 
 SMALL = ["--set", "agent_kwargs.n_steps=64", "--set", "agent_kwargs.batch_size=64", "--no-progress"]
 
 
-def test_dqn_on_cartpole_trains_and_reports_the_return(tmp_path):
+def test_dqn_on_cartpole_trains_and_reports_the_return(tmp_path, memagent):
     """Float observations: no tile codes (was an OverflowError); no success signal: the return."""
     res = memagent("train", "--agent", "dqn", "--env", "CartPole-v1", "--steps", 600, "--n-envs", 2,
                    "--set", "agent_kwargs.learning_starts=200", "--run-dir", tmp_path / "dqn", "--no-progress")
@@ -22,7 +56,7 @@ def test_dqn_on_cartpole_trains_and_reports_the_return(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
-def test_a_failed_start_leaves_no_run_and_latest_skips_failed_runs(tmp_path):
+def test_a_failed_start_leaves_no_run_and_latest_skips_failed_runs(tmp_path, memagent):
     root = tmp_path / "runs"
     res = memagent("train", "--agent", "ppo", "--steps", 128, "--n-envs", 2, *SMALL, "--runs-root", root)
     assert res.returncode == 0, res.stderr
@@ -44,7 +78,7 @@ def test_a_failed_start_leaves_no_run_and_latest_skips_failed_runs(tmp_path):
     assert "failed" in res.stdout and "running" not in res.stdout
 
 
-def test_a_run_whose_process_died_is_not_shown_running(tmp_path):
+def test_a_run_whose_process_died_is_not_shown_running(tmp_path, memagent):
     import socket
 
     run = tmp_path / "r"
@@ -57,7 +91,7 @@ def test_a_run_whose_process_died_is_not_shown_running(tmp_path):
     assert json.loads(res.stdout)["status"] == "died"
 
 
-def test_refused_resume_leaves_config_json_alone(tmp_path):
+def test_refused_resume_leaves_config_json_alone(tmp_path, memagent):
     run = tmp_path / "r"
     assert memagent("train", "--agent", "ppo", "--steps", 256, "--n-envs", 2, *SMALL, "--run-dir", run).returncode == 0
     before = (run / "config.json").read_bytes()
@@ -66,7 +100,7 @@ def test_refused_resume_leaves_config_json_alone(tmp_path):
     assert (run / "config.json").read_bytes() == before
 
 
-def test_resume_summary_and_checkpoints_at_multiples(tmp_path):
+def test_resume_summary_and_checkpoints_at_multiples(tmp_path, memagent):
     """After a resume: 'N more steps (step M in all)', and checkpoints stay at multiples of
     checkpoint_every (a resume from step 384 checkpoints at 512, not 384 + 256)."""
     run = tmp_path / "r"
@@ -80,7 +114,7 @@ def test_resume_summary_and_checkpoints_at_multiples(tmp_path):
     assert steps == [256, 384, 512, 768, 1024]
 
 
-def test_runs_says_which_success_is_which_and_survives_a_closed_pipe(tmp_path):
+def test_runs_says_which_success_is_which_and_survives_a_closed_pipe(tmp_path, memagent):
     root = tmp_path / "runs"
     res = memagent("train", "--agent", "ppo", "--steps", 128, "--n-envs", 2, *SMALL, "--runs-root", root,
                    "--eval-episodes", 4)

@@ -81,21 +81,25 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(sweep):
 
 
 def test_a_trial_reproduces_memagent_train(sweep, tmp_path):
+    from memagent.cli import main
+
     out, _, _ = sweep
     trial = out / "memagent-TMaze-v0" / "base" / "seed_1"
-    res = memagent("train", "--config", trial / "config.json", "--run-dir", tmp_path / "again", "--no-progress")
-    assert res.returncode == 0, res.stderr
+    assert main(["train", "--config", str(trial / "config.json"), "--run-dir", str(tmp_path / "again"),
+                 "--no-progress"]) == 0
     assert (tmp_path / "again" / "evaluations.csv").read_text() == (trial / "evaluations.csv").read_text()
 
 
-def test_report_table_json_and_curves(sweep, tmp_path):
+def test_report_table_json_and_curves(sweep, tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
+    from memagent.cli import main
+
     out, _, _ = sweep
-    res = memagent("report", out, "--out", tmp_path, "--threshold", 0.5)
-    assert res.returncode == 0, res.stderr
-    assert "| base | memagent/TMaze-v0 | 3 | 1,024 |" in res.stdout and "IQM success" in res.stdout
+    assert main(["report", str(out), "--out", str(tmp_path), "--threshold", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "| base | memagent/TMaze-v0 | 3 | 1,024 |" in text and "IQM success" in text
     data = json.loads((tmp_path / "report.json").read_text())
     cell = data["cells"][0]
     lo, hi = cell["success_ci"]

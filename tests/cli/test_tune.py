@@ -28,9 +28,10 @@ def test_tune_finds_at_least_the_default_and_writes_a_preset_that_trains(tmp_pat
     best = [r for r in results if r["params"] == {f"agent_kwargs.{k}": values["agent_kwargs"][k]
                                                   for k in ("learning_rate", "n_epochs")}]
     assert best and best[0]["final"]["success_rate"] == best_value >= default[0]["final"]["success_rate"]
+    from memagent.cli import main
+
     run_dir = tmp_path / "run"
-    res = memagent("train", "--config", preset, "--run-dir", run_dir, "--no-progress")
-    assert res.returncode == 0, res.stderr
+    assert main(["train", "--config", str(preset), "--run-dir", str(run_dir), "--no-progress"]) == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["agent_kwargs"]["learning_rate"] == values["agent_kwargs"]["learning_rate"]
     # trained as written: the same greedy evaluations as the tuning trial of that config
