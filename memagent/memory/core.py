@@ -228,10 +228,10 @@ def _check_kwargs(label: str, cls: type, kwargs: dict) -> None:
     known = cls.parameter_names()
     if known is None:
         return
-    unknown = sorted(set(kwargs) - set(known))
+    unknown = [key for key in kwargs if key not in known]
     if unknown:
-        raise ValueError(f"memory_kwargs for the {label} core: unknown {', '.join(map(repr, unknown))}; "
-                         f"known: {', '.join(known) or '(none)'}")
+        raise ValueError(f"bad memory_kwargs for the {label} core: it has no parameter "
+                         f"{', '.join(map(repr, unknown))}; its memory_kwargs are {', '.join(known) or '(none)'}")
 
 
 def make_core(name: str | type[MemoryCore], input_dim: int, **kwargs) -> MemoryCore:

@@ -27,7 +27,7 @@ def test_builtin_cores_register_themselves_with_their_parameters():
     hopfield = get_core("hopfield")
     assert hopfield.width == "output_dim" and hopfield.params()["capacity"].default == 1024
     assert "window of stored steps" in hopfield.params()["capacity"].doc
-    with pytest.raises(ValueError, match="unknown 'hidden'; known: hidden_size, num_layers, keep_bias"):
+    with pytest.raises(ValueError, match="no parameter 'hidden'; its memory_kwargs are hidden_size, num_layers, keep_bias"):
         check_memory_kwargs("gru", {"hidden": 3})
 
 
@@ -59,6 +59,6 @@ def test_a_core_from_a_test_module_trains_evaluates_and_is_listed(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "4 episodes" in res.stdout and "success rate" in res.stdout  # the core rebuilt by name
     res = _memagent("train", "--memory", "toy_core:toy", "--set", "memory_kwargs.size=6", "--run-dir", tmp_path / "x")
-    assert res.returncode == 2 and "unknown 'size'; known: hidden_size" in res.stderr
+    assert res.returncode == 2 and "no parameter 'size'; its memory_kwargs are hidden_size" in res.stderr
     res = _memagent("cores")
     assert res.returncode == 0 and "hopfield" in res.stdout and "capacity=1024" in res.stdout

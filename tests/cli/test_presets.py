@@ -53,7 +53,7 @@ def test_dotted_keys_reach_into_dicts():
         build_config({"learning_rate": 1e-3})
     with pytest.raises(ValueError, match="agent_kwargs for ppo: unknown 'learnin_rate'"):
         build_config({"agent": "ppo", "agent_kwargs.learnin_rate": 1e-3})
-    with pytest.raises(ValueError, match="memory_kwargs for the 'hopfield' core: unknown 'capcity'"):
+    with pytest.raises(ValueError, match="the 'hopfield' core: it has no parameter 'capcity'"):
         build_config({"memory_kwargs.capcity": 8})
 
 
