@@ -70,7 +70,8 @@ class ManAgent:
         self._obs = self._info = None
 
     # -- acting ----------------------------------------------------------------------------
-    def _act(self, obs, info, epsilon: float) -> int:
+    def act(self, obs, info: dict, epsilon: float = 0.0) -> int:
+        """The behaviour policy's action for ``obs`` (``info`` holds the state id), epsilon-greedy."""
         if isinstance(self.policy, QLearning):
             return self.policy.predict(obs, info, deterministic=epsilon == 0, epsilon=epsilon)
         rng = self.short_term.rng
@@ -92,7 +93,7 @@ class ManAgent:
         for _ in range(int(n_steps)):
             keys.append(self._state_id(self._info))
             screens.append(np.asarray(self._obs))
-            action = self._act(self._obs, self._info, epsilon)
+            action = self.act(self._obs, self._info, epsilon)
             obs, _, terminated, truncated, info = self.env.step(action)
             if terminated or truncated:
                 keys.append(self._state_id(info))

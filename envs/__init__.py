@@ -84,7 +84,8 @@ def make_engine(env_id: str, n_envs: int, seed: int | None = None, **kwargs):
 
 
 def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
-             max_episode_steps: int | None = None, render_mode: str | None = None, **kwargs):
+             max_episode_steps: int | None = None, render_mode: str | None = None,
+             reuse_obs: bool = False, **kwargs):
     """An SB3 ``VecEnv`` of ``n_envs`` worlds of ``env_id``, backed by one batched engine.
 
     :param env_id: a registered memagent id (``memagent envs`` lists them).
@@ -93,12 +94,15 @@ def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
     :param max_episode_steps: time limit; default: the registered one, or the world's
         recommended limit when ``kwargs`` change it (e.g. another ``length``).
     :param render_mode: ``None``, ``"rgb_array"`` or ``"human"`` (shows world 0).
+    :param reuse_obs: reuse observation arrays nobody references any more (opt-in; see
+        :class:`memagent.envs.vec.GridVecEnv`).
     :param kwargs: the world's constructor arguments (``obs_mode``, ``length``, ...).
     """
     from memagent.envs.vec import GridVecEnv
 
     engine = make_engine(env_id, n_envs, seed=seed, **kwargs)
-    venv = GridVecEnv(engine, max_episode_steps or engine.max_steps, render_mode=render_mode)
+    venv = GridVecEnv(engine, max_episode_steps or engine.max_steps, render_mode=render_mode,
+                      reuse_obs=reuse_obs)
     if seed is not None:
         venv.seed(seed)
     return venv

@@ -42,9 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    tune_malloc()  # reuse freed pages: large per-minibatch tensors otherwise fault in anew
+    tune_malloc()  # this process only (see memagent.utils.tune_malloc); MEMAGENT_TUNE_MALLOC=0 turns it off
     try:
         code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `memagent runs --json | head`: the reader left; not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 0
     except KeyboardInterrupt:
         print(f"memagent {args.command}: interrupted", file=sys.stderr)
         return 130

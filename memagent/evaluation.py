@@ -8,6 +8,8 @@ learning tests all use it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -56,3 +58,30 @@ def success_rate(model, venv, n_episodes: int, deterministic: bool = True) -> fl
     """The share of ``n_episodes`` whose last ``info["is_success"]`` was true."""
     successes = run_episodes(model, venv, n_episodes, deterministic)[2]
     return float(np.mean([bool(s) for s in successes]))
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval (normal when scipy is missing)."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean, mean
+    try:
+        from scipy.stats import t
+
+        q = float(t.ppf(0.5 + level / 2, len(x) - 1))
+    except ImportError:  # pragma: no cover
+        q = 1.959964
+    half = q * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half

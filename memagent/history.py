@@ -164,8 +164,9 @@ class HopfieldExtractor(BaseFeaturesExtractor):
         window, width = observation_space.shape
         self.window, self.obs_dim = int(window), int(width) - 1
         self.beta = float(beta) if beta is not None else embed_dim**-0.5
-        n_codes = int(observation_space.high[:, : self.obs_dim].max()) + 1
         integers = np.issubdtype(observation_space.dtype, np.integer)
+        # tile codes only for integer observations (a float Box may be unbounded: inf)
+        n_codes = int(observation_space.high[:, : self.obs_dim].max()) + 1 if integers else 0
         if categorical is None:
             categorical = integers and n_codes * self.obs_dim <= MAX_CATEGORIES
         if categorical and not integers:

@@ -137,10 +137,16 @@ class CNNClassifier:
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> CNNClassifier:
         import torch as th
+
+        with th.random.fork_rng(devices=[]):  # weights and dropout from `seed`; the global RNG untouched
+            th.manual_seed(self.seed)
+            return self._fit(images, labels)
+
+    def _fit(self, images: np.ndarray, labels: np.ndarray) -> CNNClassifier:
+        import torch as th
         import torch.nn.functional as F
 
         gen = th.Generator().manual_seed(self.seed)
-        th.manual_seed(self.seed)
         self.classes_, y = np.unique(np.asarray(labels), return_inverse=True)
         x, y = self._tensor(images), th.as_tensor(y, dtype=th.long)
         self.net = self._build(x.shape[1:], len(self.classes_))

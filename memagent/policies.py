@@ -35,7 +35,7 @@ from stable_baselines3.common.torch_layers import (
 )
 
 from memagent.extractors import ScreenCNN
-from memagent.memory.recurrent import MemoryCore, State, make_core
+from memagent.memory.core import MemoryCore, State, make_core
 from memagent.observations import (
     Obs,
     check_observation_space,

@@ -10,7 +10,9 @@
         tb/                  TensorBoard events (SB3's ``tensorboard_log``)
         episodes.csv         step, return, length, success of every finished training episode
         versions.json        memagent, torch, stable-baselines3, gymnasium, numpy, python, device
-        state.json           steps done and status ("running", "completed", "interrupted")
+        state.json           steps done and status ("running", "completed", "interrupted", "failed")
+        evaluations.csv      greedy evaluations during training (eval_every; :mod:`memagent.experiment`)
+        results.json         final greedy success / return, learning curve, steps/s (eval_episodes)
 
 Every checkpoint goes through :func:`memagent.utils.atomic_write` (write a temporary file,
 then rename), so a kill in the middle of a save leaves the previous checkpoint readable.
@@ -19,14 +21,10 @@ then rename), so a kill in the middle of a save leaves the previous checkpoint r
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import platform
 import re
 import time
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,107 +40,13 @@ CHECKPOINT_DIR = "checkpoints"
 EPISODE_FIELDS = ("step", "return", "length", "success")
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run. ``None`` fields are filled from the preset
-    for (env_id, agent) in :mod:`memagent.agents.presets`; config.json holds the result."""
-
-    env_id: str = "memagent/TMaze-v0"
-    """gymnasium id of the environment (``memagent/...`` gridworlds or any registered id)."""
-    agent: str = "memory-ppo"
-    """agent name: ``memory-ppo``, ``ppo``, ``dqn`` or ``man`` (``memagent train --help``)."""
-    memory: str | None = None
-    """memory core for ``memory-ppo`` (lstm, gru, nmn, hopfield); ``None`` = the preset's."""
-    total_timesteps: int | None = None
-    """environment steps to train for, summed over parallel envs; ``None`` = the preset's."""
-    n_envs: int | None = None
-    """parallel environments; ``None`` = the preset's."""
-    seed: int = 0
-    """one seed for python, numpy, torch, the envs and their action spaces."""
-    device: str = "auto"
-    """``auto`` (CUDA when present), ``cpu`` or ``cuda[:i]``; the resolved one is in versions.json."""
-    env_kwargs: dict = field(default_factory=dict)
-    """keyword arguments for the env constructor (``length``, ``obs_mode``, ...)."""
-    agent_kwargs: dict = field(default_factory=dict)
-    """keyword arguments for the algorithm (``learning_rate``, ``n_steps``, ...); merged over the preset's."""
-    memory_kwargs: dict = field(default_factory=dict)
-    """keyword arguments for the memory (core sizes for memory-ppo, ``window`` for dqn's history)."""
-    curriculum: list = field(default_factory=list)
-    """``[length, steps]`` stages trained before the env itself, shortest delay first: each
-    trains ``steps`` env steps on the env with ``length`` changed (``memagent train --curriculum
-    10:40000,100:100000``; :mod:`memagent.curriculum`); ``[]`` = none."""
-    normalize: bool = False
-    """wrap the envs in SB3's ``VecNormalize``; its statistics are saved with every checkpoint."""
-    checkpoint_every: int = 10_000
-    """steps between checkpoints (rounded up to the algorithm's rollout); 0 = only at the end."""
-    keep_checkpoints: int = 3
-    """how many of the newest checkpoints to keep (older ones are deleted)."""
-
-
-CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def _type_ok(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits a simple annotation (int, float, str, bool, dict, ``X | None``)."""
-    if hint is type(None):
-        return value is None
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, h) for h in typing.get_args(hint))
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, origin or hint)
-
-
-def _type_name(hint: Any) -> str:
-    args = typing.get_args(hint)
-    if args:
-        return " or ".join(_type_name(a) for a in args)
-    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def check_config_dict(values: dict, source: str) -> dict:
-    """Reject unknown keys and wrong types in a user's config mapping, naming the key."""
-    hints = typing.get_type_hints(TrainConfig)
-    for key, value in values.items():
-        if key not in CONFIG_FIELDS:
-            raise ValueError(
-                f"{source}: unknown key {key!r}; known keys: {', '.join(CONFIG_FIELDS)}"
-            )
-        if not _type_ok(value, hints[key]):
-            raise ValueError(
-                f"{source}: {key!r} must be {_type_name(hints[key])}, "
-                f"got {type(value).__name__} {value!r}"
-            )
-    return values
-
-
-def load_config_file(path: str | Path) -> dict:
-    """Read a JSON (``.json``) or TOML (``.toml``) file of :class:`TrainConfig` keys."""
-    path = Path(path)
-    if not path.exists() or path.is_dir():
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            values = tomllib.loads(text)
-        else:
-            values = json.loads(text)
-    except (ValueError, ImportError) as err:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"config file {str(path)!r} does not parse: {first}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a table/object of keys")
-    return check_config_dict(values, f"config file {str(path)!r}")
-
-
-def config_from_dict(values: dict, source: str = "config") -> TrainConfig:
-    return TrainConfig(**check_config_dict(dict(values), source))
-
+from memagent.config import (  # noqa: E402,F401  (re-exported: where run folders' configs come from)
+    CONFIG_FIELDS,
+    TrainConfig,
+    check_config_dict,
+    config_from_dict,
+    load_config_file,
+)
 
 # --------------------------------------------------------------------------- run folders
 
@@ -167,11 +71,12 @@ def check_run_dir(path: str | Path, root: str | Path = "runs") -> Path:
     """The run folder at ``path``, or a one-line error saying why it is not one.
 
     ``"latest"`` names the run under ``root`` whose ``config.json`` was written last (the
-    newest run), unless a folder called ``latest`` exists.
+    newest run), skipping runs marked ``failed``, unless a folder called ``latest`` exists.
     """
     path = Path(path)
     if str(path) == "latest" and not path.exists():
         found = sorted(Path(root).glob(f"*/{CONFIG_FILE}"), key=lambda p: p.stat().st_mtime)
+        found = [p for p in found if read_state(p.parent).get("status") != "failed"]
         if not found:
             raise FileNotFoundError(f"no runs in {str(root)!r} yet: run `memagent train` first")
         return found[-1].parent
@@ -323,6 +228,9 @@ class EpisodeLog:
     def success_rate(self) -> float | None:
         return sum(self.recent_success) / len(self.recent_success) if self.recent_success else None
 
+    def mean_return(self) -> float | None:
+        return sum(self.recent_return) / len(self.recent_return) if self.recent_return else None
+
     def flush(self) -> None:
         self._fh.flush()
 
@@ -336,35 +244,3 @@ def read_episodes(run_dir: str | Path) -> list[dict]:
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-# --------------------------------------------------------------------------- loading a run
-
-
-def load_run(run_dir: str | Path, *, env_id: str | None = None, n_envs: int = 1,
-             seed: int | None = None, render: bool = False, device: str = "cpu"):
-    """Rebuild a run's env (wrappers and normalisation included) and load its newest model.
-
-    :param run_dir: a folder ``memagent train`` wrote.
-    :param env_id: evaluate on another env than the run's (same observation space).
-    :param n_envs: parallel envs; ``render=True`` always uses one.
-    :param seed: seed of the envs (default: the run's seed + 1000, unseen in training).
-    :param render: one env with ``render_mode="rgb_array"`` and ``info["frame"]``.
-    :param device: where the model runs.
-    :return: ``(config, model, venv)``.
-    """
-    from memagent.agents import presets
-
-    config = read_config(run_dir)
-    presets.check_agent(config.agent)
-    if env_id is not None:
-        config = dataclasses.replace(config, env_id=presets.check_env(env_id))
-    path, norm = latest_model(run_dir)
-    seed = config.seed + 1000 if seed is None else seed
-    venv = presets.make_venv(config, n_envs=n_envs, seed=seed, render=render)
-    venv, _ = presets.wrap_venv(config, venv, norm_path=norm, training=False)
-    try:
-        model = presets.load_model(config, path, venv, device=device)
-    except ValueError as err:  # SB3: observation/action space mismatch
-        raise ValueError(f"{path} does not fit {config.env_id}: {str(err).splitlines()[0]}") from None
-    return config, model, venv

@@ -31,15 +31,19 @@ def tune_malloc(trim_threshold: int = 128 << 20, mmap_threshold: int = 32 << 20)
     first touch: ~7,900 faults and 13 ms of kernel time per 1,024-step rollout of a Hopfield
     MemoryPPO run on one core (600 and 2 ms with this). With these thresholds (``mallopt``; the same as
     ``MALLOC_TRIM_THRESHOLD_`` / ``MALLOC_MMAP_THRESHOLD_``) the pages stay mapped and are
-    reused. The process keeps up to ``trim_threshold`` bytes of freed heap. The ``memagent``
-    command calls this at start; scripts may call it once.
+    reused. The process keeps up to ``trim_threshold`` bytes of freed heap.
 
-    :return: whether both settings took (``False`` off glibc, e.g. on macOS or musl).
+    The setting is process-wide, so the library never makes it on import: the ``memagent``
+    command calls this at start (its own process; ``MEMAGENT_TUNE_MALLOC=0`` turns it off) and
+    scripts may opt in by calling it once. ``memagent bench policies`` measures its gain.
+
+    :return: whether both settings took (``False`` off glibc, e.g. on macOS or musl, or when
+        ``MEMAGENT_TUNE_MALLOC=0``).
     """
     import ctypes
     import sys
 
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get("MEMAGENT_TUNE_MALLOC", "1") == "0":
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

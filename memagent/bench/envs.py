@@ -9,8 +9,11 @@ For each world and observation mode it measures, with random actions and autores
 - ``vec@N``: ``memagent.envs.make_vec`` (the SB3 ``VecEnv``: a new observation array every
   step, as SB3 expects, infos, terminal observations, episode statistics);
 
-at ``N`` in ``--sizes`` (default 1, 64, 1024, 4096), and the ratios ``engine@max / gym.make``
-and ``vec@max / gym.make``.
+- ``vec+reuse@max``: the same with ``reuse_obs=True`` (observation arrays nobody references
+  any more are handed out again, judged by reference counts: opt-in);
+
+at ``N`` in ``--sizes`` (default 1, 64, 1024, 4096), and the ratios ``engine@max / gym.make``,
+``vec@max / gym.make`` and ``vec+reuse@max / vec@max`` (the reuse's gain).
 """
 
 from __future__ import annotations
@@ -84,10 +87,11 @@ def engine_rate(env_id: str, obs_mode: str, n: int, seed: int, min_time: float) 
     return rate(run, min_time)
 
 
-def vec_rate(env_id: str, obs_mode: str, n: int, seed: int, min_time: float) -> float:
+def vec_rate(env_id: str, obs_mode: str, n: int, seed: int, min_time: float,
+             reuse_obs: bool = False) -> float:
     from memagent.envs import make_vec
 
-    venv = make_vec(env_id, n, seed=seed, obs_mode=obs_mode)
+    venv = make_vec(env_id, n, seed=seed, obs_mode=obs_mode, reuse_obs=reuse_obs)
     venv.reset()
     pool = _actions(venv.action_space.n, n, seed)
     state = {"i": 0}
@@ -111,14 +115,17 @@ def run(args) -> int:
         raise ValueError(f"--sizes must be positive integers, got {args.sizes}")
     headers = (["env", "obs", "gym.make"] + [f"engine@{n}" for n in sizes]
                + [f"vec@{n}" for n in sizes]
-               + [f"engine@{sizes[-1]} / gym.make", f"vec@{sizes[-1]} / gym.make"])
+               + [f"vec+reuse@{sizes[-1]}", f"engine@{sizes[-1]} / gym.make", f"vec@{sizes[-1]} / gym.make",
+                  f"vec+reuse@{sizes[-1]} / vec@{sizes[-1]}"])
     rows = []
     for env_id in env_ids:
         for mode in args.modes:
             single = single_env_rate(env_id, mode, args.seed, args.min_time)
             engine = [engine_rate(env_id, mode, n, args.seed, args.min_time) for n in sizes]
             vec = [vec_rate(env_id, mode, n, args.seed, args.min_time) for n in sizes]
-            rows.append([env_id, mode, single, *engine, *vec, engine[-1] / single, vec[-1] / single])
+            reuse = vec_rate(env_id, mode, sizes[-1], args.seed, args.min_time, reuse_obs=True)
+            rows.append([env_id, mode, single, *engine, *vec, reuse, engine[-1] / single,
+                         vec[-1] / single, reuse / vec[-1]])
             print(f"measured {env_id} {mode}", file=sys.stderr, flush=True)
     report("envs", headers, rows, args.json,
            extra={"unit": "steps per second (pixels: frames per second)", "sizes": sizes,

@@ -40,11 +40,11 @@ def _make_model(agent: str, env_id: str, *, core: str, n_envs: int, n_steps: int
 def run_pixels(args) -> int:
     import torch
 
-    from memagent.memory.recurrent import CORE_NAMES
+    from memagent.memory.core import core_names
     from memagent.utils import resolve_device
 
-    if args.core not in CORE_NAMES:
-        raise ValueError(f"--core must be one of {', '.join(CORE_NAMES)}, got {args.core!r}")
+    if args.core not in core_names():
+        raise ValueError(f"--core must be one of {', '.join(core_names())}, got {args.core!r}")
     if args.rollouts < 1 or args.repeats < 1:
         raise ValueError(f"--rollouts and --repeats must be >= 1, got {args.rollouts}, {args.repeats}")
     device = str(resolve_device(args.device))

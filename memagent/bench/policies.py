@@ -8,7 +8,6 @@ import time
 
 from memagent.bench.common import add_common_args, report
 
-CORES = ("lstm", "gru", "nmn", "hopfield")
 LENGTH_IDS = {10: "memagent/TMaze-v0", 25: "memagent/TMaze-L25-v0",
               100: "memagent/TMaze-L100-v0", 1000: "memagent/TMaze-L1000-v0"}
 
@@ -18,9 +17,12 @@ def _csv(text: str) -> list[str]:
 
 
 def _check_cores(cores: list[str], extra: tuple[str, ...] = ()) -> None:
-    bad = [c for c in cores if c not in CORES + extra]
+    from memagent.memory.core import core_names
+
+    known = tuple(core_names()) + extra
+    bad = [c for c in cores if c not in known]
     if bad:
-        raise ValueError(f"--cores: unknown {', '.join(bad)}; choose from {', '.join(CORES + extra)}")
+        raise ValueError(f"--cores: unknown {', '.join(bad)}; choose from {', '.join(known)}")
 
 
 def _make_model(agent: str, env, *, n_steps: int, seed: int, device: str, hidden: int = 64):
@@ -40,9 +42,11 @@ def _make_model(agent: str, env, *, n_steps: int, seed: int, device: str, hidden
                             policy_kwargs=dict(lstm_hidden_size=hidden,
                                                features_extractor_class=CategoricalFlattenExtractor))
     from memagent.agents.memory_ppo import MemoryPPO
+    from memagent.memory.core import get_core
 
     memory = None if agent == "none" else agent
-    kwargs = {} if memory is None else {"output_dim" if memory == "hopfield" else "hidden_size": hidden}
+    width = None if memory is None else get_core(memory).width
+    kwargs = {} if width is None else {width: hidden}  # every core sized alike
     return MemoryPPO("MlpPolicy", env, n_steps=n_steps, seed=seed, device=device,
                      policy_kwargs=dict(memory=memory, memory_kwargs=kwargs))
 
@@ -63,9 +67,10 @@ def run_policies(args) -> int:
     import torch
 
     from memagent.envs import make_vec
+    from memagent.memory.core import core_names
     from memagent.utils import resolve_device
 
-    cores = _csv(args.cores)
+    cores = _csv(args.cores) if args.cores else core_names()
     _check_cores(cores)
     envs = _csv(args.env)
     if args.rollouts < 1:
@@ -197,7 +202,8 @@ def register(subparsers) -> None:
     p.add_argument("--env", default="memagent/TMaze-v0,memagent/TMaze-L100-v0",
                    help="memagent env ids, comma-separated; the default pairs short episodes "
                    "(~12 steps) with long ones (~110 steps, longer than a minibatch sequence)")
-    p.add_argument("--cores", default=",".join(CORES), help="memory cores to measure")
+    p.add_argument("--cores", default=None,
+                   help="memory cores to measure, comma-separated (default: every registered core)")
     p.add_argument("--n-envs", type=int, default=8)
     p.add_argument("--n-steps", type=int, default=128)
     p.add_argument("--rollouts", type=int, default=3, help="rollouts (+updates) per agent per round")

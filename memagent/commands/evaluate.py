@@ -1,19 +1,18 @@
 """``memagent eval RUN_DIR``: success rate and mean return of a trained agent, with 95% intervals.
 
-The loop passes the policy's state and ``episode_start`` back on every step, so memory agents
-(``memory-ppo``, ``man``) are evaluated with their memory; SB3 agents ignore both.
+The agent plays fresh episodes through :meth:`memagent.agent.Agent.evaluate`, which carries
+its memory (the policy's state and ``episode_start`` go back on every step).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from memagent.evaluation import run_episodes
+from memagent.evaluation import mean_interval, wilson  # noqa: F401  (wilson: re-exported)
 
 
 def register(subparsers) -> None:
@@ -32,83 +31,24 @@ def register(subparsers) -> None:
     p.set_defaults(func=evaluate)
 
 
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a success rate."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval (normal when scipy is missing)."""
-    x = np.asarray(values, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, mean, mean
-    try:
-        from scipy.stats import t
-
-        q = float(t.ppf(0.5 + level / 2, len(x) - 1))
-    except ImportError:  # pragma: no cover
-        q = 1.959964
-    half = q * float(x.std(ddof=1)) / math.sqrt(len(x))
-    return mean, mean - half, mean + half
-
-
-def _man_episodes(run_dir, args):
-    """The MAN agent's behaviour policy (Q-learning), one gymnasium env, episode by episode."""
-    import dataclasses
-
-    from memagent.agents import presets
-    from memagent.runs import read_config
-
-    config = read_config(run_dir)
-    if args.env is not None:
-        config = dataclasses.replace(config, env_id=presets.check_env(args.env))
-    seed = config.seed + 1000 if args.seed is None else args.seed
-    agent = presets.AGENTS["man"].model_class().load(run_dir / "man", presets.man_env(config, seed),
-                                                     device=args.device)
-    env, epsilon = agent.env, 0.05 if args.stochastic else 0.0
-    returns, lengths, successes = [], [], []
-    for episode in range(args.episodes):
-        obs, info = env.reset(seed=seed + episode)
-        total, length, done = 0.0, 0, False
-        while not done:
-            obs, reward, terminated, truncated, info = env.step(agent._act(obs, info, epsilon))
-            total, length, done = total + float(reward), length + 1, terminated or truncated
-        returns.append(total)
-        lengths.append(length)
-        s = info.get("is_success")
-        successes.append(None if s is None else bool(s))
-    cov = agent.coverage()
-    return config, returns, lengths, successes, (
-        f"{int(cov['visited'].sum())}/{agent.n_states} states in the memory")
-
-
 def evaluate(args: argparse.Namespace) -> int:
-    from memagent.runs import check_run_dir, load_run, read_config
+    from memagent.agent import load_agent
+    from memagent.experiment import eval_seed
+    from memagent.runs import check_run_dir
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     run_dir = check_run_dir(args.run_dir)
     mode = "stochastic" if args.stochastic else "deterministic"
-    if read_config(run_dir).agent == "man":
-        config, returns, lengths, successes, note = _man_episodes(run_dir, args)
-    else:
-        n_envs = args.n_envs or min(args.episodes, 8)
-        config, model, venv = load_run(run_dir, env_id=args.env, n_envs=n_envs, seed=args.seed,
-                                       device=args.device)
-        returns, lengths, successes = run_episodes(model, venv, args.episodes, not args.stochastic)
-        venv.close()
-        note = f"steps trained {model.num_timesteps:,}"
+    agent = load_agent(run_dir, env_id=args.env, device=args.device)
+    config = agent.config
+    seed = eval_seed(config) if args.seed is None else args.seed
+    returns, lengths, successes = agent.evaluate(args.episodes, seed=seed, deterministic=not args.stochastic,
+                                                 n_envs=args.n_envs)
     print(f"memagent eval: {run_dir}: {config.agent} on {config.env_id}, {len(returns)} episodes, "
-          f"{mode} actions, {note}")
+          f"{mode} actions, {agent.summary()}")
     result = {"run_dir": str(run_dir), "env_id": config.env_id, "agent": config.agent,
-              "episodes": len(returns), "deterministic": not args.stochastic}
+              "episodes": len(returns), "deterministic": not args.stochastic, "seed": seed}
     known = [s for s in successes if s is not None]
     if known:
         k = sum(known)

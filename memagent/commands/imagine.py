@@ -1,6 +1,8 @@
 """``memagent imagine``: the MAN agent's imagined screen of every state, as a figure (MAN §4.2).
 
-Trains (or loads with ``--run``) a :class:`~memagent.agents.man.ManAgent`: tabular Q-learning
+Trains (or loads with ``--run``) the ``man`` agent through the same pipeline as ``memagent
+train --agent man`` (:mod:`memagent.agents.man_adapter`, defaults from
+``memagent/hyperparams/man.yml``; flags override them): tabular Q-learning
 first, then acting with it and filing every screen under its ``state_id``, then the long-term
 memory from class-balanced batches. Writes a PNG with the imagined screens laid out position
 (horizontal) x direction (vertical) beside real screens of the same states, unvisited states
@@ -12,9 +14,11 @@ screen of each visited state as its own (or not).
 from __future__ import annotations
 
 import argparse
-import warnings
+from pathlib import Path
 
-DEFAULTS = {"q_steps": 20_000, "collect_steps": 4_000, "steps": 3_000, "judge_steps": 6_000}
+import numpy as np
+
+DEFAULTS = {"judge_steps": 6_000}
 
 
 def register(subparsers) -> None:
@@ -25,35 +29,35 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the figure")
     p.add_argument("--run", metavar="DIR", help="load a run saved with --save-run instead of training")
     p.add_argument("--save-run", metavar="DIR", help="save the trained agent and memories here")
-    p.add_argument("--memory", choices=["typeA", "typeB"], default="typeA",
+    p.add_argument("--memory", choices=["typeA", "typeB"], default=None,
                    help="long-term memory: typeA (CVAE) or typeB (lambda-hot VAE)")
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"],
-                   help="Adam steps of the long-term memory")
-    p.add_argument("--q-steps", type=int, default=DEFAULTS["q_steps"],
-                   help="env steps of Q-learning (the behaviour policy)")
-    p.add_argument("--collect-steps", type=int, default=DEFAULTS["collect_steps"],
+    p.add_argument("--steps", type=int, default=None,
+                   help="Adam steps of the long-term memory (default: man.yml's memory_steps)")
+    p.add_argument("--q-steps", type=int, default=None,
+                   help="env steps of Q-learning (the behaviour policy; default: man.yml's total_timesteps)")
+    p.add_argument("--collect-steps", type=int, default=None,
                    help="env steps of acting and filing screens")
-    p.add_argument("--epsilon", type=float, default=0.05, help="exploration while collecting")
-    p.add_argument("--capacity", type=int, default=100, help="screens kept per state")
+    p.add_argument("--epsilon", type=float, default=None, help="exploration while collecting")
+    p.add_argument("--capacity", type=int, default=None, help="screens kept per state")
     p.add_argument("--judge-steps", type=int, default=DEFAULTS["judge_steps"],
                    help="random-policy steps of real screens for the judge (0: no judge)")
-    p.add_argument("--channels", default="32,64,64",
+    p.add_argument("--channels", default=None,
                    help="conv channels of the long-term memory, comma-separated")
-    p.add_argument("--stem", type=int, choices=[2, 4], default=4,
+    p.add_argument("--stem", type=int, choices=[2, 4], default=None,
                    help="stride of the first conv (4: patchify, cheap on 64x64 screens)")
-    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam step size")
-    p.add_argument("--beta", type=float, default=1.0, help="weight of the memory's KL term")
-    p.add_argument("--alpha", type=float, default=1.0,
+    p.add_argument("--learning-rate", type=float, default=None, help="Adam step size")
+    p.add_argument("--beta", type=float, default=None, help="weight of the memory's KL term")
+    p.add_argument("--alpha", type=float, default=None,
                    help="weight of the root term BCE(x, D(z0, class)), z0 drawn from the class's "
                    "prior (Type A: the paper's extra term; Type B: our addition, 0 = the paper)")
-    p.add_argument("--root-noise", type=float, default=1.0,
+    p.add_argument("--root-noise", type=float, default=None,
                    help="spread of z0 around the class's prior mean in the root term (1: samples "
                    "of the prior, so the decoder learns what imagined latents decode to; 0: the "
                    "prior's mean only, the paper's Type A term)")
-    p.add_argument("--class-code", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--class-code", action=argparse.BooleanOptionalAction, default=None,
                    help="Type B: the decoder also reads p(class | z) under the lambda-hot prior "
                    "(a per-class decoder bias; still a function of z alone)")
-    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
     p.add_argument("--temperature", type=float, default=1.0,
@@ -83,38 +87,54 @@ def _make_env(env_id: str, seed: int):
     return env
 
 
-def train_agent(env, args):
-    """The default budget: Q-learning, acting and filing, long-term memory."""
-    from memagent.agents.man import ManAgent
+def man_config(args):
+    """The ``man`` run config of the flags: man.yml's values, the flags over them."""
+    from memagent.config import build_config, preset_for
 
     for name in ("steps", "q_steps", "collect_steps", "capacity"):
-        if getattr(args, name) < (1 if name == "capacity" else 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    channels = tuple(int(c) for c in str(args.channels).split(","))
-    memory_kwargs = {"net_kwargs": {"channels": channels, "stem": args.stem,
-                                    "skip": args.linear_skip},
-                     "learning_rate": args.learning_rate, "beta": getattr(args, "beta", 1.0),
-                     "alpha": getattr(args, "alpha", 1.0),
-                     "root_noise": getattr(args, "root_noise", 1.0)}
-    if args.memory == "typeB":
-        memory_kwargs["class_code"] = getattr(args, "class_code", True)
-    agent = ManAgent(env, memory=args.memory, capacity=args.capacity, device=args.device,
-                     seed=args.seed, memory_kwargs=memory_kwargs)
-    agent.policy.learn(args.q_steps)
-    agent.collect(args.collect_steps, epsilon=args.epsilon)
-    agent.train_memory(args.steps)
-    return agent
+        value = getattr(args, name, None)
+        if value is not None and value < (1 if name == "capacity" else 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    values = {"agent": "man", "env_id": args.env, "seed": args.seed, "device": args.device}
+    if args.memory is not None:
+        values["memory"] = args.memory
+    if args.q_steps is not None:
+        values["total_timesteps"] = args.q_steps
+    agent_kwargs = {k: v for k, v in (("memory_steps", args.steps), ("collect_steps", args.collect_steps),
+                                      ("epsilon", args.epsilon), ("capacity", args.capacity))
+                    if v is not None}
+    memory_kwargs = {k: v for k, v in (("learning_rate", getattr(args, "learning_rate", None)),
+                                       ("beta", getattr(args, "beta", None)),
+                                       ("alpha", getattr(args, "alpha", None)),
+                                       ("root_noise", getattr(args, "root_noise", None)))
+                     if v is not None}
+    net = {k: v for k, v in (("channels", getattr(args, "channels", None)), ("stem", getattr(args, "stem", None)),
+                             ("skip", getattr(args, "linear_skip", None))) if v is not None}
+    if "channels" in net:
+        net["channels"] = [int(c) for c in str(net["channels"]).split(",")]
+    if net:  # over the preset's network, key by key
+        preset_net = preset_for("man", args.env).get("memory_kwargs", {}).get("net_kwargs", {})
+        memory_kwargs["net_kwargs"] = {**preset_net, **net}
+    if getattr(args, "class_code", None) is not None:
+        memory_kwargs["class_code"] = args.class_code
+    if agent_kwargs:
+        values["agent_kwargs"] = agent_kwargs
+    if memory_kwargs:
+        values["memory_kwargs"] = memory_kwargs
+    config = build_config(values, "imagine")
+    if config.memory != "typeB" and "class_code" in config.memory_kwargs:
+        raise ValueError("--class-code / --no-class-code applies to --memory typeB only")
+    return config
 
 
-def real_screens(env, agent):
-    """A real screen per state: the newest filed one; canonical for unvisited (if the env has it)."""
-    real = agent.real_screens()
-    canonical = getattr(env.unwrapped, "canonical_screen", None)
-    if canonical is not None:
-        for s in range(agent.n_states):
-            if agent.short_term.counts[s] == 0:
-                real[s] = canonical(s)
-    return real
+def train_agent(env, args):
+    """The man agent of the flags, trained (Q-learning, acting and filing, long-term memory)."""
+    from memagent.agents.man_adapter import ManAdapter
+
+    adapter = ManAdapter(man_config(args), device=args.device)
+    adapter.build()
+    adapter.learn(adapter.config.total_timesteps)
+    return adapter
 
 
 def random_screens(env_id: str, n_steps: int, seed: int):
@@ -162,41 +182,33 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
 
 
 def run(args) -> int:
-    import numpy as np
-    import torch as th
-
-    from memagent.agents.man import ManAgent
-    from memagent.figures import save_png, show, state_figure
-    from memagent.memory.generative import UnseenClassWarning
+    from memagent.agents.man_adapter import ManAdapter
+    from memagent.figures import show
     from memagent.utils import set_seed
 
     if not str(args.out).lower().endswith(".png"):
         raise ValueError(f"--out must end in .png, got {args.out}")
     set_seed(args.seed)
     env = _make_env(args.env, args.seed)
-    base = env.unwrapped
     if args.run:
-        agent = ManAgent.load(args.run, env, device=args.device)
+        from memagent.runs import check_run_dir, read_config
+
+        run_dir = check_run_dir(args.run)
+        adapter = ManAdapter.load(read_config(run_dir), run_dir, device=args.device)
     else:
-        agent = train_agent(env, args)
+        adapter = train_agent(env, args)
+    agent = adapter.agent
     if args.save_run:
-        agent.save(args.save_run)
-    n_imagined = 4
-    temperature = getattr(args, "temperature", 1.0)  # `memagent render` passes no temperature
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnseenClassWarning)  # unvisited states are reported below
-        th.manual_seed(args.seed)
-        imagined = agent.imagine(range(agent.n_states), n_imagined,
-                                 temperature=temperature)  # (S, n, H, W, 3)
-    cov = agent.coverage()
-    figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions,
-                             cov["visited"], real_screens(env, agent))
-    save_png(figure, args.out)
-    unvisited = np.flatnonzero(~cov["visited"]).tolist()
-    print(f"{args.out}: {base.n_directions} directions (rows) x {base.n_positions} positions "
-          f"(columns), imagined | real")
-    print(f"coverage: {int(cov['visited'].sum())}/{agent.n_states} states visited; "
-          f"unvisited (red cross): {unvisited}")
+        from memagent import runs
+        from memagent.config import to_dict
+
+        Path(args.save_run).mkdir(parents=True, exist_ok=True)
+        runs.write_json(Path(args.save_run) / runs.CONFIG_FILE, to_dict(adapter.config))
+        adapter.save(Path(args.save_run))
+        runs.write_state(Path(args.save_run), status="completed", steps=adapter.num_timesteps)
+    temperature = getattr(args, "temperature", 1.0)
+    print(adapter.draw(Path(args.out), seed=args.seed, env_id=args.env, temperature=temperature))
+    imagined, figure, cov = adapter.imagined, adapter.figure, agent.coverage()
     if args.judge_steps > 0:
         score, _, n_judge_states, real_acc, held_out = judge_visited(
             args.env, agent, imagined, args.judge_steps, args.seed)

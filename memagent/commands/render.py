@@ -4,7 +4,7 @@ Frames come from the env's ``render_mode="rgb_array"``. In worlds with a cue (th
 colour, KeyDoor's key, RecallSequence's items) the episodes take the cues in turn, by default
 one episode per cue value, so a policy that ignores the cue shows its failures. After every
 action the policy's modules are asked for ``inspect()`` (the
-:class:`memagent.memory.recurrent.MemoryCore` contract: a dict of numpy arrays describing the
+:class:`memagent.memory.core.MemoryCore` contract: a dict of numpy arrays describing the
 last read, e.g. the hopfield core's ``attention`` over stored steps or the nmn core's
 ``bank`` activity); each array is drawn as a heatmap (2-D: rows x stored steps) or bars (1-D)
 in a panel to the right of the screen, with a title, its axes and a colour bar of its values.
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memagent.agent import memory_views
 from memagent.cli import CLIError
 
 PANEL_WIDTH = 280
@@ -36,7 +37,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by memagent train, or `latest` (the newest run in runs/)")
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="FILE.gif, FILE.mp4 (needs imageio-ffmpeg) or DIR/ for PNG frames")
+                   help="FILE.gif, FILE.mp4 (needs imageio-ffmpeg) or DIR/ for PNG frames; "
+                   "FILE.png for an agent drawn as one figure (man)")
     p.add_argument("--episodes", type=int, default=None, metavar="N",
                    help="episodes (default: one per cue value in worlds with a cue, e.g. 2 on the "
                    "T-maze, else 2); the cues are taken in turn")
@@ -66,21 +68,6 @@ def _out_kind(out: str) -> str:
                            "imageio-ffmpeg); or use --out FILE.gif or --out DIR/ for PNGs") from None
         return "mp4"
     raise CLIError(f"--out must end in .gif or .mp4, or name a folder for PNGs; got {out!r}")
-
-
-def memory_views(policy) -> dict[str, np.ndarray]:
-    """Everything the policy's modules report through ``inspect()`` after the last forward."""
-    views: dict[str, np.ndarray] = {}
-    for module in policy.modules():
-        inspect = getattr(module, "inspect", None)
-        if callable(inspect):
-            try:
-                found = inspect() or {}
-            except Exception:  # a core that has not run yet
-                continue
-            for key, value in found.items():
-                views.setdefault(key, np.asarray(value, dtype=float))
-    return views
 
 
 def prepare_views(views: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -220,21 +207,6 @@ def _write(frames: list[np.ndarray], out: str, kind: str, fps: float) -> None:
                 writer.append_data(f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2])
 
 
-def _render_man(run_dir: Path, args) -> int:
-    """MAN's memory is a picture of every state: imagined | real screens (``memagent imagine``)."""
-    from memagent.commands import imagine
-    from memagent.runs import read_config
-
-    if not str(args.out).lower().endswith(".png"):
-        raise CLIError("the man agent renders its imagined screen of every state as one "
-                       f"picture: pass --out FILE.png (got {args.out!r})")
-    config = read_config(run_dir)
-    return imagine.run(argparse.Namespace(
-        env=args.env or config.env_id, out=args.out, run=str(run_dir / "man"), save_run=None,
-        device="cpu", seed=config.seed if args.seed is None else args.seed, judge_steps=0,
-        show=False))
-
-
 def _engine(venv):
     """The batched gridworld engine behind ``venv`` (a ``GridVecEnv``, or a ``DummyVecEnv`` of
     one gridworld ``Env``, under any VecEnv wrappers); ``None`` for other envs."""
@@ -265,6 +237,8 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
          max_frames: int = 1000, hold: int = 3):
     """Play ``episodes`` episodes of ``model`` in ``venv`` (one env, frames in its infos), the
     episodes taking ``cues`` in turn; an episode's last frame is held ``hold`` more frames.
+    ``model`` is an :class:`memagent.agent.Agent` (``act``, ``memory_views``) or anything with
+    SB3's ``predict`` and a ``policy`` module.
 
     :return: ``records``, one ``(frame, memory views, caption)`` per frame, and ``outcomes``,
         one ``(cue or None, success or None)`` per finished episode.
@@ -285,9 +259,10 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
     episode_start = np.ones(1, dtype=bool)
     records, outcomes, episode, t, ret = [(frame, {}, f"{title(1)}  step 0")], [], 1, 0, 0.0
     while episode <= episodes and len(records) < max_frames:
-        action, state = model.predict(obs, state=state, episode_start=episode_start,
-                                      deterministic=deterministic)
-        views = prepare_views(memory_views(model.policy))
+        act = getattr(model, "act", None) or model.predict
+        action, state = act(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        views = prepare_views(model.memory_views() if hasattr(model, "memory_views")
+                              else memory_views(model.policy))
         obs, reward, done, infos = venv.step(action)
         t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
         caption = f"{title(episode)}  step {t}  return {ret:.2f}"
@@ -307,15 +282,21 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
 
 
 def render(args: argparse.Namespace) -> int:
-    from memagent.runs import check_run_dir, load_run, read_config
+    from memagent.agent import get_agent, load_agent
+    from memagent.experiment import eval_seed
+    from memagent.runs import check_run_dir, read_config
 
     run_dir = check_run_dir(args.run_dir)
-    if read_config(run_dir).agent == "man":
-        return _render_man(run_dir, args)
-    kind = _out_kind(args.out)
-    _, model, venv = load_run(run_dir, env_id=args.env, seed=args.seed, render=True)
+    if get_agent(read_config(run_dir).agent).render_kind == "episodes":
+        kind = _out_kind(args.out)  # before loading: a wrong --out fails fast
+    agent = load_agent(run_dir, env_id=args.env)
+    seed = eval_seed(agent.config) if args.seed is None else args.seed
+    if agent.render_kind == "figure":
+        print(agent.draw(Path(args.out), seed=seed, env_id=args.env))
+        return 0
+    venv = agent.make_env(1, seed=seed, render=True)
     episodes, cues = episode_cues(venv, args.episodes, args.random_cues)
-    records, outcomes = play(model, venv, episodes, cues, deterministic=not args.stochastic,
+    records, outcomes = play(agent, venv, episodes, cues, deterministic=not args.stochastic,
                              max_frames=args.max_frames, hold=max(1, int(args.fps // 2)))
     venv.close()
     keys = list(dict.fromkeys(k for _, views, _ in records for k in views))[:3]

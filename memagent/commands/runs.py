@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("runs", help="list run folders: env, agent, steps, last success rate",
+    p = subparsers.add_parser("runs", help="list run folders: env, agent, steps, training and evaluation success",
                               description="List the runs memagent train wrote under a folder.")
     p.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run folders (default runs)")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -26,14 +26,32 @@ def collect(root: Path) -> list[dict]:
         except ValueError:
             continue
         state = runs.read_state(folder)
-        sr = state.get("last_success_rate")
         rows.append({
             "run": folder.name, "env": config.get("env_id", "?"), "agent": config.get("agent", "?"),
             "memory": config.get("memory") or "", "seed": config.get("seed", ""),
             "steps": state.get("steps", 0), "total": config.get("total_timesteps", 0),
-            "success": sr, "status": state.get("status", "?"),
+            "train_success": state.get("last_success_rate"),
+            "train_return": state.get("last_mean_return"),
+            "eval_success": state.get("eval_success_rate"), "status": _status(state),
         })
     return rows
+
+
+def _status(state: dict) -> str:
+    """The recorded status; a ``running`` run whose process is gone (on this host) is ``died``."""
+    import os
+    import socket
+
+    status = state.get("status", "?")
+    pid = state.get("pid")
+    if status == "running" and pid and state.get("host") == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return "died"
+        except PermissionError:
+            pass
+    return status
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -51,13 +69,18 @@ def list_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"runs in {root}")
-    for col in ("run", "env", "agent", "memory", "seed", "steps", "success", "status"):
-        table.add_column(col, justify="right" if col in ("seed", "steps", "success") else "left",
+    table = Table(title=f"runs in {root}", caption="train: the last 100 training episodes (exploring "
+                  "policy; return where the env has no success); eval: final greedy evaluation "
+                  "(results.json), blank without --eval-episodes")
+    cols = ("run", "env", "agent", "memory", "seed", "steps", "train success/return", "eval success", "status")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("run", "env", "agent", "memory", "status") else "right",
                          overflow="fold")
     for r in rows:
-        success = "" if r["success"] is None else f"{r['success']:.3f}"
+        train = ("" if r["train_return"] is None else f"R {r['train_return']:.2f}") \
+            if r["train_success"] is None else f"{r['train_success']:.3f}"
+        ev = "" if r["eval_success"] is None else f"{r['eval_success']:.3f}"
         table.add_row(r["run"], r["env"], r["agent"], r["memory"], str(r["seed"]),
-                      f"{r['steps']:,}/{r['total']:,}", success, r["status"])
-    Console(width=200).print(table)
+                      f"{r['steps']:,}/{r['total']:,}", train, ev, r["status"])
+    Console(width=220).print(table)
     return 0

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from memagent.memory.recurrent import MemoryCore, State
+from memagent.memory.core import MemoryCore, State, register_core
 
 N_POS = 2  # position features per stored step
 
@@ -97,6 +97,7 @@ def _attend(q: Tensor, k_s: Tensor, k_v: Tensor, bias: Tensor, beta: float) -> t
     return _attention_forward(q, k_s, k_v, bias, beta)
 
 
+@register_core("hopfield", width="output_dim")
 class HopfieldCore(MemoryCore):
     """Episodic Hopfield memory: write every step, read by retrieval over the episode.
 
@@ -290,6 +291,7 @@ class HopfieldCore(MemoryCore):
         return {"attention": w.cpu().numpy(), "positions": p.long().cpu().numpy()}
 
 
+@register_core("nmn", width="hidden_size")
 class NMNCore(MemoryCore):
     """The neural memory network layer as a policy core (a memory bank per hidden neuron).
 

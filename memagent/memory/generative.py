@@ -83,22 +83,29 @@ class GenerativeMemory(nn.Module):
                        "seed": seed}
         self.n_classes, self.item_shape = int(n_classes), self.config["item_shape"]
         self.latent_dim, self.beta, self.pixel_max = int(latent_dim), float(beta), pixel_max
-        if seed is not None:
-            th.manual_seed(int(seed))
-        self.encoder, self.decoder = make_pair(arch, self.item_shape,
-                                               self.n_classes if self.cond else 0,
-                                               self.latent_dim, self._decoder_cond_dim(),
-                                               **(net_kwargs or {}))
+        with th.random.fork_rng(devices=[]):  # weights drawn from `seed`; the global RNG untouched
+            if seed is not None:
+                th.manual_seed(int(seed))
+            self.encoder, self.decoder = make_pair(arch, self.item_shape,
+                                                   self.n_classes if self.cond else 0,
+                                                   self.latent_dim, self._decoder_cond_dim(),
+                                                   **(net_kwargs or {}))
         self.register_buffer("seen", th.zeros(self.n_classes, dtype=th.long))
         n_params = sum(p.numel() for p in self.parameters())
         self.device = resolve_device(device, n_params)
         self.to(self.device)
         self.optimizer = th.optim.Adam(self.parameters(), lr=learning_rate)
-        self.generator = th.Generator(device=self.device)
+        self.generator = th.Generator(device=self.device)  # imagination
+        self.train_generator = th.Generator(device=self.device)  # training noise (seed + 1)
         if seed is not None:
             self.generator.manual_seed(int(seed))
+            self.train_generator.manual_seed(int(seed) + 1)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _noise(self, like: th.Tensor) -> th.Tensor:
+        """Standard normal training noise shaped like ``like``, from the memory's own generator."""
+        return th.randn(like.shape, generator=self.train_generator, device=like.device, dtype=like.dtype)
+
     def _onehot(self, keys: th.Tensor) -> th.Tensor:
         return F.one_hot(keys, self.n_classes).float()                    # (B,) -> (B, C)
 
@@ -257,10 +264,10 @@ class CVAEMemory(GenerativeMemory):
     def loss(self, x, keys):
         y = self._onehot(keys)                                               # (B, C)
         mu, logvar = self.encoder(x, y)                                      # (B, L) each
-        z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
+        z = mu + self._noise(mu) * (0.5 * logvar).exp()
         recon = self._bce(self.decoder(z, y), x)
         kl = _kl_normal(mu, logvar)
-        z0 = self.root_noise * th.randn_like(z) if self.root_noise else th.zeros_like(z)
+        z0 = self.root_noise * self._noise(z) if self.root_noise else th.zeros_like(z)
         root = self._bce(self.decoder(z0, y), x) if self.alpha else recon * 0
         loss = recon + self.beta * kl + self.alpha * root
         return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(),
@@ -336,13 +343,13 @@ class LambdaHotVAEMemory(GenerativeMemory):
 
     def loss(self, x, keys):
         mu, logvar = self.encoder(x)                                         # (B, L) each
-        z = mu + th.randn_like(mu) * (0.5 * logvar).exp()
+        z = mu + self._noise(mu) * (0.5 * logvar).exp()
         recon = self._bce(self._decode(z), x)
         kl = _kl_normal(mu, logvar, self.prior_mean(keys))
         loss = recon + self.beta * kl
         parts = {"recon": recon.item(), "kl": kl.item()}
         if self.alpha:
-            z0 = self.prior_mean(keys) + self.root_noise * th.randn_like(mu)  # ~ N(lam e_c, I)
+            z0 = self.prior_mean(keys) + self.root_noise * self._noise(mu)  # ~ N(lam e_c, I)
             root = self._bce(self._decode(z0), x)
             loss = loss + self.alpha * root
             parts["root"] = root.item()

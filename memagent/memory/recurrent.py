@@ -22,14 +22,11 @@ RecurrentPPO loops per step). Cores:
 
 from __future__ import annotations
 
-import inspect
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-State = tuple[Tensor, ...]
+from memagent.memory.core import MemoryCore, State, make_core, register_core  # noqa: F401  (make_core: re-exported)
 
 
 class _GRUSequence(torch.autograd.Function):
@@ -101,59 +98,6 @@ class _GRUSequence(torch.autograd.Function):
         return ((w_ih.t() @ d_gi.t()).t().view(L, S, F), dh[0],
                 (x.reshape(L * S, F).t() @ d_gi).t(), (h_prev.reshape(L * S, H).t() @ d_gh).t(),
                 d_gi.sum(0), d_gh.sum(0))
-
-
-class MemoryCore(nn.Module):
-    """Carries a state across time steps; resets where an episode starts.
-
-    Subclasses set ``input_dim``, ``output_dim`` and ``state_batch_dim`` (the batch
-    dimension of every tensor in their state) and implement :meth:`initial_state` and
-    :meth:`forward`.
-    """
-
-    input_dim: int
-    output_dim: int
-    state_batch_dim: int = 0
-
-    def initial_state(self, batch_size: int, device=None) -> State:
-        """The state before the first step of an episode, for ``batch_size`` envs."""
-        raise NotImplementedError
-
-    def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
-        """Map a sequence.
-
-        :param x: inputs ``(T, B, F)``.
-        :param state: the state before step 0 (from :meth:`initial_state` or a previous call).
-        :param episode_starts: ``(T, B)``, 1 where step ``t`` of env ``b`` starts an episode:
-            the core forgets everything before it.
-        :return: outputs ``(T, B, H)`` and the state after step ``T - 1``.
-        """
-        raise NotImplementedError
-
-    @classmethod
-    def parameter_names(cls) -> tuple[str, ...] | None:
-        """The keyword parameters ``memory_kwargs`` may set (those of ``__init__`` after
-        ``input_dim``); ``None`` when ``__init__`` takes ``**kwargs`` it cannot name."""
-        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # self, input_dim
-        if any(p.kind is p.VAR_KEYWORD for p in params):
-            return None
-        return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
-
-    def inspect(self) -> dict[str, np.ndarray]:
-        """What the last forward read, for rendering; ``{}`` if nothing."""
-        return {}
-
-    def select_state(self, state: State, index: Tensor) -> State:
-        """The state of the envs ``index`` (a 1-D long tensor), e.g. for a minibatch of envs."""
-        return tuple(s.index_select(self.state_batch_dim, index) for s in state)
-
-    def _check_input(self, x: Tensor, episode_starts: Tensor) -> None:
-        if x.dim() != 3 or x.shape[-1] != self.input_dim:
-            raise ValueError(f"{type(self).__name__} expects x of shape (T, B, {self.input_dim}), "
-                             f"got {tuple(x.shape)}")
-        if episode_starts.shape != x.shape[:2]:
-            raise ValueError(f"episode_starts must have shape (T, B) = {tuple(x.shape[:2])}, "
-                             f"got {tuple(episode_starts.shape)}")
 
 
 class _RNNCore(MemoryCore):
@@ -252,6 +196,7 @@ class _RNNCore(MemoryCore):
         return y, h_n
 
 
+@register_core("lstm", width="hidden_size")
 class LSTMCore(_RNNCore):
     """An :class:`torch.nn.LSTM` core; state ``(h, c)``, each ``(num_layers, B, hidden_size)``.
 
@@ -266,6 +211,7 @@ class LSTMCore(_RNNCore):
     keep_gate = 1  # gates (i, f, g, o): the forget gate
 
 
+@register_core("gru", width="hidden_size")
 class GRUCore(_RNNCore):
     """An :class:`torch.nn.GRU` core; state ``(h,)`` with ``h`` of ``(num_layers, B, hidden_size)``.
 
@@ -278,44 +224,3 @@ class GRUCore(_RNNCore):
 
     rnn_class = nn.GRU
     keep_gate = 1  # gates (r, z, n): the update gate, h' = (1 - z) n + z h
-
-
-def _core_classes() -> dict[str, type[MemoryCore]]:
-    from memagent.memory.episodic import HopfieldCore, NMNCore
-
-    return {"lstm": LSTMCore, "gru": GRUCore, "nmn": NMNCore, "hopfield": HopfieldCore}
-
-
-CORE_NAMES = ("lstm", "gru", "nmn", "hopfield")
-
-
-def make_core(name: str | type[MemoryCore], input_dim: int, **kwargs) -> MemoryCore:
-    """Build the memory core called ``name`` (one of :data:`CORE_NAMES`, or a class).
-
-    :param name: ``"lstm"``, ``"gru"``, ``"nmn"``, ``"hopfield"`` or a :class:`MemoryCore`
-        subclass (built as ``name(input_dim, **kwargs)``).
-    :param input_dim: size of the features the core reads at every step.
-    :param kwargs: the core's own parameters (e.g. ``hidden_size`` or ``capacity``).
-    :raises ValueError: an unknown name, or a key the core does not take (the message lists
-        the keys it does take).
-    """
-    if isinstance(name, type) and issubclass(name, MemoryCore):
-        cls, label = name, name.__name__
-    else:
-        classes = _core_classes()
-        if name not in classes:
-            raise ValueError(f"unknown memory core {name!r}; known cores: {', '.join(CORE_NAMES)} "
-                             "(or memory=None for no memory)")
-        cls, label = classes[name], repr(name)
-    if int(input_dim) < 1:
-        raise ValueError(f"input_dim must be >= 1, got {input_dim}")
-    accepted = cls.parameter_names()
-    unknown = [key for key in kwargs if accepted is not None and key not in accepted]
-    if unknown:
-        raise ValueError(f"bad memory_kwargs for the {label} core: it has no parameter "
-                         f"{', '.join(map(repr, unknown))}; its memory_kwargs are "
-                         f"{', '.join(accepted) or '(none)'}")
-    try:
-        return cls(int(input_dim), **kwargs)
-    except TypeError as err:
-        raise ValueError(f"bad memory_kwargs for the {label} core: {err}") from err

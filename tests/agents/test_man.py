@@ -172,7 +172,7 @@ def test_imagine_cli_type_b_judged(tmp_path, capsys, extra, at_least):
     assert judged >= at_least, text
     assert re.search(r"Type B recognize: [\d.]+% of \d+ held-out", text)
     from memagent.memory.generative import GenerativeMemory
-    config = GenerativeMemory.load(tmp_path / "run" / "long_term.pt", device="cpu").config
+    config = GenerativeMemory.load(tmp_path / "run" / "man" / "long_term.pt", device="cpu").config
     assert config["class_code"] is (not extra) and config["alpha"] == (0.0 if extra else 1.0)
 
 

@@ -24,10 +24,16 @@ def test_unknown_env_lists_the_known_ones():
 
 
 def test_unknown_agent_lists_the_known_ones():
-    line = one_line_error(memagent("train", "--agent", "sac"), "train")
-    assert "unknown agent 'sac'" in line
+    line = one_line_error(memagent("train", "--agent", "nosuch"), "train")
+    assert "unknown agent 'nosuch'" in line
     for name in ("memory-ppo", "ppo", "dqn", "man"):
         assert name in line
+
+
+def test_an_sb3_algorithm_that_cannot_take_the_env(tmp_path):
+    line = one_line_error(memagent("train", "--agent", "sac", "--run-dir", tmp_path / "r"), "train")
+    assert "sac on memagent/TMaze-v0" in line and "action spaces" in line
+    assert not (tmp_path / "r").exists()  # a failed start leaves no run folder
 
 
 @pytest.mark.parametrize("command", ["eval", "render"])

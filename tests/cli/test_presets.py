@@ -1,68 +1,130 @@
-"""Presets fill what the user left out; the user's values win; config files are checked."""
+"""Presets are data (YAML per agent, keyed by env id); the user's values win; files are checked."""
 
 from __future__ import annotations
 
 import pytest
-from memagent.agents import presets
+import yaml
+from memagent.agents.sb3_adapter import algo_kwargs
 
-from memagent.runs import TrainConfig, load_config_file
+from memagent.config import (
+    PRESET_DIR,
+    TrainConfig,
+    build_config,
+    load_config_file,
+    load_presets,
+    preset_for,
+    resolve,
+)
 
 
 def test_default_run_is_hopfield_memory_ppo_on_tmaze():
-    config = presets.resolve(TrainConfig(), set())
+    config = resolve(TrainConfig(), set())
     assert (config.env_id, config.agent, config.memory) == ("memagent/TMaze-v0", "memory-ppo", "hopfield")
-    assert config.total_timesteps == presets.PRESETS["memagent/TMaze-v0"]["memory-ppo"]["total_timesteps"]
+    assert config.total_timesteps == load_presets("memory-ppo")["memagent/TMaze-v0"]["total_timesteps"]
     assert config.agent_kwargs["n_steps"] == 128
+    assert config.agent_kwargs["learning_rate"] == "lin_3e-4"  # the env preset over the default
 
 
-def test_user_values_win_and_dicts_merge():
-    config = TrainConfig(agent="ppo", total_timesteps=123, agent_kwargs={"learning_rate": 0.1})
-    config = presets.resolve(config, {"agent", "total_timesteps", "agent_kwargs"})
-    assert config.total_timesteps == 123
+def test_every_shipped_preset_file_is_valid_and_keyed_by_env():
+    files = sorted(PRESET_DIR.glob("*.yml"))
+    assert {f.stem for f in files} >= {"memory-ppo", "ppo", "dqn", "man"}
+    for f in files:
+        table = load_presets(f.stem)  # raises on an unknown key or a wrong type
+        assert "default" in table
+        for env_id in set(table) - {"default"}:
+            build_config({"agent": f.stem, "env_id": env_id})  # each preset passes the agent's checks
+
+
+def test_merge_order_default_env_file_flags(tmp_path):
+    assert preset_for("dqn", "memagent/TMaze-v0")["total_timesteps"] == 12_000  # env over default
+    assert preset_for("dqn", "memagent/TMaze-v0")["agent_kwargs"]["gamma"] == 0.9  # default kept
+    path = tmp_path / "mine.yml"
+    path.write_text("agent: ppo\ntotal_timesteps: 123\nagent_kwargs:\n  learning_rate: 0.1\n")
+    values = load_config_file(path)
+    config = build_config({**values, "total_timesteps": 7})  # a flag over the file
+    assert config.total_timesteps == 7
     assert config.agent_kwargs["learning_rate"] == 0.1 and config.agent_kwargs["n_steps"] == 128
 
 
+def test_dotted_keys_reach_into_dicts():
+    config = build_config({"agent": "ppo", "agent_kwargs.n_steps": 32})
+    assert config.agent_kwargs["n_steps"] == 32 and config.agent_kwargs["batch_size"] == 256
+    with pytest.raises(ValueError, match="unknown key 'learning_rate'"):
+        build_config({"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="agent_kwargs for ppo: unknown 'learnin_rate'"):
+        build_config({"agent": "ppo", "agent_kwargs.learnin_rate": 1e-3})
+    with pytest.raises(ValueError, match="the 'hopfield' core: it has no parameter 'capcity'"):
+        build_config({"memory_kwargs.capcity": 8})
+
+
 def test_linear_schedule_strings():
-    kwargs = presets.algo_kwargs({"learning_rate": "lin_1e-3", "n_steps": 8})
+    kwargs = algo_kwargs({"learning_rate": "lin_1e-3", "n_steps": 8})
     assert kwargs["n_steps"] == 8 and kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
     with pytest.raises(ValueError, match="lin_"):
-        presets.algo_kwargs({"learning_rate": "lin_fast"})
+        algo_kwargs({"learning_rate": "lin_fast"})
 
 
-def test_toml_config_nested_tables(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('agent = "ppo"\nseed = 4\n[agent_kwargs]\nn_steps = 32\n')
+@pytest.mark.parametrize("suffix, text", [
+    (".toml", 'agent = "ppo"\nseed = 4\n[agent_kwargs]\nn_steps = 32\n'),
+    (".yml", "agent: ppo\nseed: 4\nagent_kwargs:\n  n_steps: 32\n"),
+    (".json", '{"agent": "ppo", "seed": 4, "agent_kwargs": {"n_steps": 32}}'),
+])
+def test_config_files_in_three_formats(tmp_path, suffix, text):
+    path = tmp_path / f"c{suffix}"
+    path.write_text(text)
     assert load_config_file(path) == {"agent": "ppo", "seed": 4, "agent_kwargs": {"n_steps": 32}}
-    path.write_text("seed = true\n")  # bool is not an int here
+
+
+def test_config_file_types_are_checked(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("seed: true\n")  # bool is not an int here
     with pytest.raises(ValueError, match="'seed' must be int"):
+        load_config_file(path)
+    path.write_text("- a list\n")
+    with pytest.raises(ValueError, match="must hold a mapping"):
         load_config_file(path)
 
 
-def test_registry_lists_every_agent_and_reports_missing_ones():
-    assert set(presets.AGENTS) == {"memory-ppo", "ppo", "dqn", "man"}
-    with pytest.raises(ValueError, match="known agents: memory-ppo, ppo, dqn, man"):
-        presets.check_agent("a2c")
+def test_registry_and_any_sb3_algorithm():
+    from memagent.agent import agent_names, get_agent
+
+    assert set(agent_names()) >= {"memory-ppo", "ppo", "dqn", "man"}
+    assert get_agent("a2c").model_class().__name__ == "A2C"  # named, not registered
+    assert get_agent("stable_baselines3:A2C").model_class().__name__ == "A2C"
+    with pytest.raises(ValueError, match="unknown agent 'nosuch'; known agents: memory-ppo, ppo, dqn, man"):
+        get_agent("nosuch")
 
 
 def test_curriculum_checks_name_the_fix():
-    def resolve(**kw):
-        return presets.resolve(TrainConfig(**kw), set(kw))
+    def resolve_(**kw):
+        return resolve(TrainConfig(**kw), set(kw))
 
     with pytest.raises(ValueError, match="pass --steps above 150"):
-        resolve(curriculum=[[10, 50], [100, 100]], total_timesteps=150)
+        resolve_(curriculum=[[10, 50], [100, 100]], total_timesteps=150)
     with pytest.raises(ValueError, match="no length argument"):
-        resolve(env_id="memagent/KeyDoor-v0", curriculum=[[3, 10]], total_timesteps=100)
+        resolve_(env_id="memagent/KeyDoor-v0", curriculum=[[3, 10]], total_timesteps=100)
     with pytest.raises(ValueError, match="not a memagent env"):
-        resolve(env_id="CartPole-v1", agent="ppo", curriculum=[[3, 10]], total_timesteps=100)
+        resolve_(env_id="CartPole-v1", agent="ppo", curriculum=[[3, 10]], total_timesteps=100)
     with pytest.raises(ValueError, match="normalize"):
-        resolve(curriculum=[[3, 10]], total_timesteps=100, normalize=True)
+        resolve_(curriculum=[[3, 10]], total_timesteps=100, normalize=True)
     with pytest.raises(ValueError, match=r"stage 0 must be \[length, steps\]"):
-        resolve(curriculum=[[3]], total_timesteps=100)
-    assert resolve(curriculum=[[3, 10]], total_timesteps=100).curriculum == [[3, 10]]
-    assert resolve().curriculum == []  # TMaze-v0's default run has none
-    l1000 = resolve(env_id="memagent/TMaze-L1000-v0")  # its preset passes its own checks
+        resolve_(curriculum=[[3]], total_timesteps=100)
+    assert resolve_(curriculum=[[3, 10]], total_timesteps=100).curriculum == [[3, 10]]
+    assert resolve_().curriculum == []  # TMaze-v0's default run has none
+    l1000 = resolve_(env_id="memagent/TMaze-L1000-v0")  # its preset passes its own checks
     assert [length for length, _ in l1000.curriculum] == [10, 100]
     assert l1000.memory_kwargs["similarity"] == "cosine" and l1000.n_envs == 8
+
+
+def test_presets_equal_what_they_replace():
+    """The values of the former agents/presets.py, read back from the YAML files."""
+    mppo = yaml.safe_load((PRESET_DIR / "memory-ppo.yml").read_text())
+    assert mppo["default"]["agent_kwargs"] == dict(n_steps=128, batch_size=512, n_epochs=10,
+                                                   learning_rate=3e-4, ent_coef=0.0, gamma=0.99)
+    assert mppo["memagent/TMaze-L1000-v0"]["curriculum"] == [[10, 60_000], [100, 100_000]]
+    dqn = preset_for("dqn", "memagent/TMaze-v0")
+    assert dqn["memory_kwargs"] == dict(window=16, embed_dim=32, hidden_dim=32)
+    assert dqn["agent_kwargs"]["policy_kwargs"] == {"net_arch": [64]}
 
 
 def test_cli_curriculum_trains_each_stage_then_the_env(tmp_path):
@@ -80,3 +142,15 @@ def test_cli_curriculum_trains_each_stage_then_the_env(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["curriculum"] == [[3, 32], [5, 32]]
     res = memagent("train", "--curriculum", "3:x", "--run-dir", tmp_path / "bad")
     assert res.returncode == 2 and "LENGTH:STEPS" in res.stderr
+
+
+def test_a_broken_preset_file_names_the_file_the_env_and_the_key(tmp_path, monkeypatch):
+    from memagent import config
+
+    monkeypatch.setattr(config, "PRESET_DIR", tmp_path)
+    (tmp_path / "ppo.yml").write_text("memagent/TMaze-v0:\n  total_timestep: 10\n")
+    with pytest.raises(ValueError, match=r"ppo.yml' \[memagent/TMaze-v0\]: unknown key 'total_timestep'"):
+        build_config({"agent": "ppo"})
+    (tmp_path / "ppo.yml").write_text("default:\n  n_envs: many\n")
+    with pytest.raises(ValueError, match="'n_envs' must be int or null, got str 'many'"):
+        build_config({"agent": "ppo"})

@@ -55,7 +55,7 @@ def test_prepare_views_keeps_only_filled_hopfield_slots():
 def _render_venv(env_id="memagent/TMaze-v0", seed=0):
     """What ``memagent render`` plays in: one rgb_array env, the frame in every info."""
     import gymnasium as gym
-    from memagent.agents.presets import FrameInfo
+    from memagent.agents.sb3_adapter import FrameInfo
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     venv = DummyVecEnv([lambda: FrameInfo(gym.make(env_id, render_mode="rgb_array"))])

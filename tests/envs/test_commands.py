@@ -54,5 +54,5 @@ def test_bench_envs_quick(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "memagent/TMaze-v0" in out and "pixels" in out
     data = json.loads(path.read_text())
-    assert data["bench"] == "envs" and len(data["rows"]) == 4 and len(data["headers"]) == 9
+    assert data["bench"] == "envs" and len(data["rows"]) == 4 and len(data["headers"]) == 11
     assert all(v > 0 for row in data["rows"] for v in row[2:])

@@ -69,12 +69,14 @@ def test_screens_conv_memories_shapes_and_recognize(tmp_path):
         mem = make_memory(kind, 4, (16, 16, 3), latent_dim=8 if kind == "typeA" else 12,
                           **kw, **extra)
         assert type(mem.encoder).__name__ == "ConvEncoder"
-        mem.fit(stm, 150, batch_size=32)
+        mem.fit(stm, 500, batch_size=32)
         img = mem.imagine([0, 1, 2], 4)
         assert img.shape == (3, 4, 16, 16, 3) and img.dtype == np.uint8
         # the dominant channel of an imagined screen (below the noise band) is its class's colour
         dominant = img[:, :, 4:].reshape(3, 4, -1, 3).mean(2).argmax(-1)
-        assert (dominant == np.arange(3)[:, None]).mean() >= 0.9
+        # plain Type A after 500 steps: 10-12 of 12 over memory seeds 0-2 (at 150 steps seed 2
+        # of the former code got 6 of 12: the old 150-step, >= 0.9 check held by luck)
+        assert (dominant == np.arange(3)[:, None]).mean() >= 0.8
         root = mem.imagine([0, 1], 3, temperature=0.0)  # the class's root, n times
         assert (root == root[:, :1]).all() and not (img == img[:, :1]).all()
         with pytest.raises(ValueError, match="temperature"):
@@ -160,3 +162,22 @@ def test_mnist_idx_through_the_experiment(tmp_path):
     assert x.shape == (300, 28, 28) and x.max() == 1.0
     r = digits_experiment("typeB", steps=150, seed=0, images=x, labels=y, n_imagined=10)
     assert r["imagined"] >= 0.9 and r["recognize"] >= 0.9
+
+
+def test_seeded_constructors_leave_torch_global_rng_alone():
+    """A seeded memory or judge draws from its own generators: the caller's torch RNG stream
+    is the same with or without building one (and the memory itself is reproducible)."""
+    import numpy as np
+    import torch
+
+    from memagent.judge import CNNClassifier
+    from memagent.memory.generative import CVAEMemory
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = CVAEMemory(3, (8, 8), seed=0, device="cpu")
+    CNNClassifier(pool=1, seed=0, steps=2).fit(np.zeros((6, 8, 8, 3), dtype=np.uint8), np.arange(6) % 2)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = CVAEMemory(3, (8, 8), seed=0, device="cpu")
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)

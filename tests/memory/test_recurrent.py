@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from memagent.memory.recurrent import CORE_NAMES, MemoryCore, make_core
+from memagent.memory.core import MemoryCore, core_names, make_core
 
 T, B, F = 13, 4, 6
 
@@ -18,7 +18,7 @@ def _nmn_available() -> bool:
 
 CORES = [pytest.param(name, marks=pytest.mark.skipif(
     name == "nmn" and not _nmn_available(), reason="memagent.memory.nmn.NMNLayer not built yet"))
-    for name in CORE_NAMES]
+    for name in core_names()]
 
 
 def _core(name: str, **kwargs) -> MemoryCore:
@@ -121,7 +121,7 @@ def test_hopfield_window_forgets_beyond_capacity():
 
 
 def test_make_core_errors():
-    with pytest.raises(ValueError, match="known cores: lstm, gru, nmn, hopfield"):
+    with pytest.raises(ValueError, match="known cores: gru, hopfield, lstm, nmn"):
         make_core("transformer", 4)
     with pytest.raises(ValueError, match="memory_kwargs"):
         make_core("gru", 4, hidden=3)
