@@ -1,4 +1,8 @@
-"""Features extractors for memagent's pixel observations (SB3 ``BaseFeaturesExtractor``).
+"""Features extractors for memagent's observations (SB3 ``BaseFeaturesExtractor``).
+
+:class:`CategoricalEmbedding` reads a ``MultiDiscrete`` observation (the symbolic
+gridworlds' tile ids and heading) as categories: one learnt vector per (entry, category),
+concatenated. It is the memory policies' default for ``MultiDiscrete`` observations.
 
 :class:`ScreenCNN` is sized for the gridworlds' ``obs_mode="pixels"`` screens: 64 x 64 x 3,
 an egocentric view of 3 x 3 tiles of ~21 px each, flat colours and a sprite for the agent.
@@ -17,6 +21,41 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.nn import functional as F
+
+class CategoricalEmbedding(BaseFeaturesExtractor):
+    """One embedding per (entry, category) of a 1-D ``MultiDiscrete`` observation, concatenated:
+    ``obs (N, D)`` of category ids -> ``(N, D * embed_dim)``.
+
+    The same function class as SB3's one-hot encoding followed by a block-diagonal linear
+    layer, with the scale an embedding has: every vector starts ``N(0, 1)`` (torch's
+    ``nn.Embedding``). A one-hot vector of 337 categories with 10 of them set (the T-maze's
+    3 x 3 view and heading) reaches a first layer initialised for 337 inputs at about a sixth
+    of the scale of its other inputs; on the length-5 T-maze (50k steps, seeds 0-4) the GRU
+    core learnt the cue on 5 of 5 seeds with this extractor and on 2 of 5 with the one-hot
+    (docs/policies.md, "Reliable learning").
+
+    :param observation_space: a ``MultiDiscrete`` with a 1-D ``nvec``.
+    :param embed_dim: width of each entry's vector.
+    """
+
+    reads_one_tensor = True  # one tensor, not a Dict (memagent.observations)
+    reads_ids = True  # category ids, not SB3's one-hot (memagent.observations.preprocess)
+
+    def __init__(self, observation_space: spaces.MultiDiscrete, embed_dim: int = 8) -> None:
+        if not isinstance(observation_space, spaces.MultiDiscrete) or observation_space.nvec.ndim != 1:
+            raise ValueError(f"CategoricalEmbedding reads a 1-D MultiDiscrete observation, got "
+                             f"{observation_space}; use FlattenExtractor for other spaces")
+        if int(embed_dim) < 1:
+            raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
+        nvec = th.as_tensor(observation_space.nvec, dtype=th.long)
+        super().__init__(observation_space, int(len(nvec) * int(embed_dim)))
+        self.register_buffer("offsets", th.cumsum(nvec, 0) - nvec, persistent=False)
+        self.embedding = nn.Embedding(int(nvec.sum()), int(embed_dim))
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        ids = obs.long() + self.offsets  # (N, D): row of entry d's category in the table
+        return self.embedding(ids).flatten(1)  # (N, D, E) -> (N, D*E)
+
 
 #: fewer screens than this (a rollout step's) are computed faster than de-duplicated
 DEDUP_MIN = 32

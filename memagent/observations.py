@@ -94,14 +94,19 @@ def one_hot_encoders(space: spaces.Space) -> dict[str | None, OneHot]:
 
 
 def preprocess(obs: Obs, space: spaces.Space, encoders: dict[str | None, OneHot],
-               normalize_images: bool = True, raw_images: bool = False) -> Obs:
+               normalize_images: bool = True, raw_images: bool = False,
+               ids: bool = False) -> Obs:
     """SB3's ``preprocess_obs`` (one-hot categories, images to [0, 1], floats), with the
     ``MultiDiscrete`` entries encoded by ``encoders`` (from :func:`one_hot_encoders`).
 
     :param raw_images: leave a ``uint8`` image observation as it is (for an extractor that
         scales it itself, such as :class:`memagent.extractors.ScreenCNN`); only when
         ``normalize_images``, i.e. where SB3 would divide by 255.
+    :param ids: leave a ``MultiDiscrete`` observation as category ids (for an extractor that
+        embeds them, such as :class:`memagent.extractors.CategoricalEmbedding`).
     """
+    if ids and not isinstance(obs, dict):
+        return obs
     if raw_images and normalize_images and not isinstance(obs, dict) and obs.dtype == th.uint8:
         return obs
     if isinstance(obs, dict):

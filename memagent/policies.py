@@ -34,7 +34,7 @@ from stable_baselines3.common.torch_layers import (
     MlpExtractor,
 )
 
-from memagent.extractors import ScreenCNN
+from memagent.extractors import CategoricalEmbedding, ScreenCNN
 from memagent.memory.core import MemoryCore, State, make_core
 from memagent.observations import (
     Obs,
@@ -76,6 +76,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         :class:`MemoryCore` subclass (built as ``cls(features_dim, **memory_kwargs)``) or
         ``None`` (no memory: the features go straight to the MLP).
     :param memory_kwargs: the core's own parameters, e.g. ``{"capacity": 2048}``.
+
+    A ``MultiDiscrete`` observation (memagent's symbolic gridworlds) is read by
+    :class:`memagent.extractors.CategoricalEmbedding` unless ``features_extractor_class`` says
+    otherwise (``FlattenExtractor``: SB3's one-hot encoding).
+
     :raises ValueError: an observation space the features extractor cannot read (a ``Tuple``,
         a ``Dict`` without ``MultiInputPolicy``, ...), an unknown core or a ``memory_kwargs``
         key the core does not have; each message names the fix.
@@ -84,8 +89,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args, memory: str | type[MemoryCore] | None = "gru",
                  memory_kwargs: dict[str, Any] | None = None, **kwargs):
+        if (kwargs.get("features_extractor_class") is None
+                and isinstance(observation_space, spaces.MultiDiscrete)):
+            kwargs["features_extractor_class"] = CategoricalEmbedding  # categories, not one-hot
         check_observation_space(observation_space,
-                                kwargs.get("features_extractor_class", FlattenExtractor))
+                                kwargs.get("features_extractor_class") or FlattenExtractor)
         if kwargs.get("share_features_extractor", True) is False:
             raise ValueError("MemoryActorCriticPolicy shares one features extractor and one memory "
                              "between actor and critic; drop share_features_extractor=False")
@@ -107,7 +115,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         (``reads_uint8``). ``obs``: ``(N, ...)``, or a dict of them."""
         extractor = features_extractor or self.features_extractor
         features = preprocess(obs, self.observation_space, getattr(self, "_one_hot", {}),
-                              self.normalize_images, getattr(extractor, "reads_uint8", False))
+                              self.normalize_images, getattr(extractor, "reads_uint8", False),
+                              getattr(extractor, "reads_ids", False))
         return extractor(features)
 
     def _build_mlp_extractor(self) -> None:

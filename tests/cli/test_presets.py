@@ -22,7 +22,7 @@ def test_default_run_is_hopfield_memory_ppo_on_tmaze():
     assert (config.env_id, config.agent, config.memory) == ("memagent/TMaze-v0", "memory-ppo", "hopfield")
     assert config.total_timesteps == load_presets("memory-ppo")["memagent/TMaze-v0"]["total_timesteps"]
     assert config.agent_kwargs["n_steps"] == 128
-    assert config.agent_kwargs["learning_rate"] == "lin_3e-4"  # the env preset over the default
+    assert config.agent_kwargs["learning_rate"] == "lin_6e-4"  # the default under the env preset
 
 
 def test_every_shipped_preset_file_is_valid_and_keyed_by_env():
@@ -111,17 +111,29 @@ def test_curriculum_checks_name_the_fix():
         resolve_(curriculum=[[3]], total_timesteps=100)
     assert resolve_(curriculum=[[3, 10]], total_timesteps=100).curriculum == [[3, 10]]
     assert resolve_().curriculum == []  # TMaze-v0's default run has none
-    l1000 = resolve_(env_id="memagent/TMaze-L1000-v0")  # its preset passes its own checks
-    assert [length for length, _ in l1000.curriculum] == [10, 100]
-    assert l1000.memory_kwargs["similarity"] == "cosine" and l1000.n_envs == 8
+    assert resolve_(env_id="memagent/TMaze-L1000-v0").curriculum == []  # learnt from scratch
 
 
-def test_presets_equal_what_they_replace():
-    """The values of the former agents/presets.py, read back from the YAML files."""
+def test_memory_ppo_presets_are_its_defaults_and_budgets():
+    """One set of hyperparameters for every core and maze: the preset's defaults are
+    MemoryPPO's own, and an env preset sets only the budget (it never rescues a core)."""
+    import inspect
+
+    from memagent.agents.memory_ppo import MemoryPPO
+
     mppo = yaml.safe_load((PRESET_DIR / "memory-ppo.yml").read_text())
-    assert mppo["default"]["agent_kwargs"] == dict(n_steps=128, batch_size=512, n_epochs=10,
-                                                   learning_rate=3e-4, ent_coef=0.0, gamma=0.99)
-    assert mppo["memagent/TMaze-L1000-v0"]["curriculum"] == [[10, 60_000], [100, 100_000]]
+    signature = inspect.signature(MemoryPPO).parameters
+    for key, value in mppo["default"]["agent_kwargs"].items():
+        default = signature[key].default
+        if key == "learning_rate":  # a schedule: compare its values
+            assert value == "lin_6e-4"
+            assert [default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([6e-4, 3e-4, 0.0])
+        else:
+            assert value == default, key
+    assert "memory_kwargs" not in mppo["default"]
+    for env_id, preset in mppo.items():
+        if env_id != "default":
+            assert set(preset) <= {"total_timesteps", "n_envs"}, env_id
     dqn = preset_for("dqn", "memagent/TMaze-v0")
     assert dqn["memory_kwargs"] == dict(window=16, embed_dim=32, hidden_dim=32)
     assert dqn["agent_kwargs"]["policy_kwargs"] == {"net_arch": [64]}
