@@ -17,26 +17,23 @@ from memagent.policies import MemoryActorCriticPolicy
 ENV = "memagent/TMaze-v0"
 
 
-def success_rate(model, n_episodes: int = 100, seed: int = 1000) -> float:
+def success_rate(model, n_episodes: int = 100, seed: int = 1000, **env_kwargs) -> float:
     """Deterministic success over ``n_episodes`` fresh T-maze episodes."""
-    return evaluation.success_rate(model, make_vec(ENV, 8, seed=seed), n_episodes)
+    return evaluation.success_rate(model, make_vec(ENV, 8, seed=seed, **env_kwargs), n_episodes)
 
 
-# Budgets and settings checked by tracking greedy success every 4 rollouts, one torch thread
-# as here (docs/policies.md). hopfield with a constant lr flickers between 100% and chance after
-# ~50k steps (seed 0: chance at 53k and 56k, 100% at 55k); with the lr decaying linearly to 0
-# over the budget it holds 100% from 36k steps to the end on seeds 0-3. The GRU (lr 6e-4,
-# ent_coef 0.01, target_kl 0.01) reaches 100% at 45k / 53k / 53k / 57k on seeds 0-3 and
-# holds it to 100k on all four; the test stops at 80k.
-@pytest.mark.parametrize(("memory", "budget", "kwargs"), [
-    ("hopfield", 55_000, {"target_kl": 0.01, "learning_rate": lambda progress: 3e-4 * progress}),
-    ("gru", 80_000, {"learning_rate": 6e-4, "ent_coef": 0.01, "target_kl": 0.01}),
-])
-def test_memory_solves_tmaze(memory, budget, kwargs):
-    model = MemoryPPO("MlpPolicy", make_vec(ENV, 8, seed=0), policy_kwargs=dict(memory=memory),
-                      seed=0, device="cpu", **kwargs)
-    model.learn(budget)
-    assert success_rate(model) >= 0.95
+# Library defaults on the T-maze with the cue 5 steps before the choice, 50k steps. Tracked
+# every 2 rollouts on seeds 0-4 (docs/policies.md, "Reliable learning"), greedy success
+# first reached 100% at 12-32k (hopfield), 22-30k (gru), 16-24k (lstm) and stayed there to
+# 50k on every seed. The nmn core is not here: it solved 5 of 5 but one seed fell back to
+# chance at 42k (its firing is a step function of the weights); its figures are the benchmark's.
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("memory", ["hopfield", "gru", "lstm"])
+def test_memory_solves_tmaze_with_library_defaults(memory, seed):
+    model = MemoryPPO("MlpPolicy", make_vec(ENV, 8, seed=seed, length=5),
+                      policy_kwargs=dict(memory=memory), seed=seed, device="cpu")
+    model.learn(50_000)
+    assert success_rate(model, length=5) >= 0.95
 
 
 def test_without_memory_stays_near_chance():
