@@ -216,16 +216,33 @@ class SB3Agent(Agent):
             venv = self._normalize(venv, training=True)
         return venv, policy_kwargs
 
-    @staticmethod
-    def _policy_for(venv) -> str:
+    def _policy_for(self, venv) -> str:
+        """``CnnPolicy`` for images, else ``MlpPolicy``, or the algorithm's own names for them
+        (sb3-contrib's RecurrentPPO: ``CnnLstmPolicy`` / ``MlpLstmPolicy``)."""
         from stable_baselines3.common.preprocessing import is_image_space
 
-        return "CnnPolicy" if is_image_space(venv.observation_space) else "MlpPolicy"
+        kind = "Cnn" if is_image_space(venv.observation_space) else "Mlp"
+        aliases = getattr(self.model_class(), "policy_aliases", {})
+        if f"{kind}Policy" in aliases or not aliases:
+            return f"{kind}Policy"
+        return next((name for name in aliases if name.startswith(kind)), f"{kind}Policy")
 
     def policy_kwargs(self, wrapper_kwargs: dict) -> dict:
-        """The algorithm's ``policy_kwargs``: the wrapper's, under the user's."""
+        """The algorithm's ``policy_kwargs``: the wrapper's, under the user's. A
+        ``MultiDiscrete`` observation (the symbolic gridworlds) gets SB3's one-hot flatten with
+        an ``int`` width (:class:`memagent.policies.CategoricalFlattenExtractor`; torch's LSTM,
+        in RecurrentPPO, rejects the numpy integer SB3 computes) unless the user names one."""
         user = self.config.agent_kwargs.get("policy_kwargs", {})
-        return {**wrapper_kwargs, **user}
+        kwargs = {**wrapper_kwargs, **user}
+        space = getattr(self, "venv", None) and self.venv.observation_space
+        from gymnasium import spaces
+
+        if (isinstance(space, spaces.MultiDiscrete) and "features_extractor_class" not in kwargs
+                and self.config.agent != "memory-ppo"):
+            from memagent.policies import CategoricalFlattenExtractor
+
+            kwargs["features_extractor_class"] = CategoricalFlattenExtractor
+        return kwargs
 
     # -- life cycle ----------------------------------------------------------------------
     def build(self, run_dir: Path | None = None) -> None:

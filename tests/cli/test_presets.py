@@ -166,3 +166,22 @@ def test_a_broken_preset_file_names_the_file_the_env_and_the_key(tmp_path, monke
     (tmp_path / "ppo.yml").write_text("default:\n  n_envs: many\n")
     with pytest.raises(ValueError, match="'n_envs' must be int or null, got str 'many'"):
         build_config({"agent": "ppo"})
+
+
+def test_recurrent_ppo_trains_on_a_symbolic_gridworld(tmp_path):
+    """sb3-contrib's RecurrentPPO by name: its own policy name (MlpLstmPolicy) and SB3's one-hot
+    of the MultiDiscrete observation with an int width (torch's LSTM rejects numpy ints)."""
+    import json
+
+    from memagent.cli import main
+
+    run_dir = tmp_path / "rppo"
+    assert main(["train", "--agent", "recurrentppo", "--steps", "64", "--n-envs", "2",
+                 "--set", "agent_kwargs.n_steps=16", "--set", "agent_kwargs.batch_size=32",
+                 "--set", "agent_kwargs.policy_kwargs.lstm_hidden_size=8",
+                 "--run-dir", str(run_dir), "--no-progress"]) == 0
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "completed"
+    from sb3_contrib import RecurrentPPO
+
+    model = RecurrentPPO.load(run_dir / "model.zip", device="cpu")
+    assert model.policy.lstm_actor.input_size == 9 * 37 + 4  # the one-hot width, as an int
