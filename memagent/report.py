@@ -2,7 +2,10 @@
 
 Per config and env: the interquartile mean (IQM) of the final greedy success and of the final
 return over seeds, each with a 95% percentile bootstrap confidence interval, the number of
-seeds solved (final success >= ``threshold``), and training steps/s; per config, the same
+seeds solved (final success >= ``threshold``, or final return >= ``return_threshold`` for envs
+without a success signal), the seeds that fell back (reached ``threshold`` at some evaluation
+and ended more than :data:`FELL_BACK_MARGIN` below their best), and training steps/s; per
+config, the same
 aggregated over envs with a *stratified* bootstrap (seeds resampled within each env), as
 Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice") recommend. The
 resampling is :func:`scipy.stats.bootstrap` (several samples are resampled independently,
@@ -20,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 N_RESAMPLES = 2000
+FELL_BACK_MARGIN = 0.05
+"""a solved seed fell back when its final success is more than this below its best evaluation."""
 
 
 def iqm(x, axis: int = -1) -> np.ndarray:
@@ -87,23 +92,41 @@ def _group(r: dict) -> str:
     return f"{r['agent']}{mem}"
 
 
-def summarise(rows: list[dict], threshold: float = 0.95, seed: int = 0) -> dict:
-    """``{"cells": [...per config and env...], "configs": [...aggregated over envs...]}``."""
+def summarise(rows: list[dict], threshold: float = 0.95, seed: int = 0,
+              return_threshold: float | None = None) -> dict:
+    """``{"cells": [...per config and env...], "configs": [...aggregated over envs...]}``.
+
+    :param threshold: a seed is solved when its final greedy success is >= this.
+    :param return_threshold: for envs without a success signal (CartPole), a seed is solved
+        when its final mean return is >= this; ``None``: such cells count no seeds solved.
+    """
     by_cell: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
         by_cell[(_group(r), r["env_id"])].append(r)
     cells, by_config = [], defaultdict(list)
     for (group, env), runs_ in sorted(by_cell.items()):
         runs_ = sorted(runs_, key=lambda r: r.get("seed", 0))
-        cell = _stats(group, env, [runs_], threshold, seed)
+        cell = _stats(group, env, [runs_], threshold, seed, return_threshold)
         cell["params"] = runs_[0].get("params", {})
         cells.append(cell)
         by_config[group].append(runs_)
-    configs = [_stats(group, "all envs", strata, threshold, seed) for group, strata in by_config.items()]
-    return {"threshold": threshold, "cells": cells, "configs": configs}
+    configs = [_stats(group, "all envs", strata, threshold, seed, return_threshold)
+               for group, strata in by_config.items()]
+    return {"threshold": threshold, "return_threshold": return_threshold, "cells": cells, "configs": configs}
 
 
-def _stats(group: str, env: str, strata: list[list[dict]], threshold: float, seed: int) -> dict:
+def fell_back(run: dict, threshold: float) -> bool:
+    """Whether a run reached ``threshold`` success at some evaluation (or at the end) and ended
+    more than :data:`FELL_BACK_MARGIN` below its best: the collapse the no-collapse goal rules out."""
+    final = run["final"].get("success_rate")
+    if final is None:
+        return False
+    best = max([final] + [p["success_rate"] for p in run.get("curve", []) if p.get("success_rate") is not None])
+    return best >= threshold and final < best - FELL_BACK_MARGIN
+
+
+def _stats(group: str, env: str, strata: list[list[dict]], threshold: float, seed: int,
+           return_threshold: float | None = None) -> dict:
     succ = [[r["final"]["success_rate"] for r in s if r["final"].get("success_rate") is not None] for s in strata]
     rets = [[r["final"]["mean_return"] for r in s] for s in strata]
     rates = [r["steps_per_second"] for s in strata for r in s if r.get("steps_per_second")]
@@ -114,9 +137,12 @@ def _stats(group: str, env: str, strata: list[list[dict]], threshold: float, see
     if any(succ):
         m, lo, hi = iqm_ci(succ, seed=seed)
         out.update(success_iqm=m, success_ci=[lo, hi],
-                   solved=sum(v >= threshold for s in succ for v in s))
+                   solved=sum(v >= threshold for s in succ for v in s),
+                   fell_back=sum(fell_back(r, threshold) for r in flat))
     else:
-        out.update(success_iqm=None, success_ci=None, solved=None)
+        out.update(success_iqm=None, success_ci=None, fell_back=None,
+                   solved=None if return_threshold is None else
+                   sum(v >= return_threshold for s in rets for v in s))
     m, lo, hi = iqm_ci(rets, seed=seed)
     out.update(return_iqm=m, return_ci=[lo, hi])
     return out
@@ -157,19 +183,23 @@ def _fmt(v, ci=None, digits: int = 2) -> str:
 
 def markdown(summary: dict) -> str:
     """The table: one row per config and env, then one per config over all envs."""
-    t = summary["threshold"]
-    head = ("| config | env | seeds | steps | IQM success [95% CI] | solved (>= "
-            f"{t:g}) | IQM return [95% CI] | steps/s |\n|---|---|---:|---:|---|---:|---|---:|\n")
+    t, rt = summary["threshold"], summary.get("return_threshold")
+    solved_by = f"success >= {t:g}" + ("" if rt is None else f"; return >= {rt:g} without success")
+    head = (f"| config | env | seeds | steps | IQM success [95% CI] | solved ({solved_by}) | fell back | "
+            "IQM return [95% CI] | steps/s |\n|---|---|---:|---:|---|---:|---:|---|---:|\n")
     rows = []
     many_envs = len({c["env"] for c in summary["cells"]}) > 1
     for c in summary["cells"] + (summary["configs"] if many_envs else []):
         solved = "n/a" if c["solved"] is None else f"{c['solved']}/{c['seeds']}"
         sps = "n/a" if c["steps_per_second"] is None else f"{c['steps_per_second']:,.0f}"
+        back = "n/a" if c.get("fell_back") is None else f"{c['fell_back']}/{c['seeds']}"
         rows.append(f"| {c['config']} | {c['env']} | {c['seeds']} | {c['steps']:,} | "
-                    f"{_fmt(c['success_iqm'], c['success_ci'])} | {solved} | "
+                    f"{_fmt(c['success_iqm'], c['success_ci'])} | {solved} | {back} | "
                     f"{_fmt(c['return_iqm'], c['return_ci'])} | {sps} |")
     note = ("\nIQM: interquartile mean over seeds of the final greedy success (return) on fresh "
-            "episodes; 95% percentile bootstrap CI (stratified over envs in the 'all envs' rows).\n")
+            "episodes; 95% percentile bootstrap CI (stratified over envs in the 'all envs' rows). Fell back: "
+            f"seeds that reached success {t:g} during training and ended more than "
+            f"{FELL_BACK_MARGIN:g} below their best.\n")
     return head + "\n".join(rows) + "\n" + note
 
 

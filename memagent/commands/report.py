@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("dir", metavar="DIR", help="a memagent sweep folder, or a folder of run folders")
     p.add_argument("--threshold", type=float, default=0.95, metavar="S",
                    help="a seed is solved when its final greedy success is >= S (default 0.95)")
+    p.add_argument("--return-threshold", type=float, default=None, metavar="R",
+                   help="for envs without a success signal (CartPole): a seed is solved when its "
+                        "final mean return is >= R (default: not counted)")
     p.add_argument("--out", default=None, metavar="DIR", help="where report.md/json and curves.png go (default DIR)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     p.set_defaults(func=report)
@@ -30,7 +33,8 @@ def report(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold <= 1:
         raise ValueError(f"--threshold must lie in [0, 1], got {args.threshold}")
     rows = collect(args.dir)
-    summary = summarise(rows, threshold=args.threshold, seed=args.seed)
+    summary = summarise(rows, threshold=args.threshold, seed=args.seed,
+                        return_threshold=args.return_threshold)
     out = Path(args.out or args.dir)
     out.mkdir(parents=True, exist_ok=True)
     table = markdown(summary)

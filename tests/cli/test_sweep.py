@@ -174,3 +174,29 @@ def test_stratified_bootstrap_keeps_each_stratum():
     assert iqm_ci([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]]) == (0.5, 0.5, 0.5)
     m, lo, hi = iqm_ci([[0.0, 1.0, 0.5, 0.25, 0.75, 1.0, 0.0, 0.5]])
     assert lo < m < hi
+
+
+def _row(seed, final, curve=(), env="memagent/TMaze-v0", ret=None):
+    succ = None if final is None else final
+    return {"env_id": env, "seed": seed, "params": {"memory": "gru"}, "steps": 1000,
+            "steps_per_second": 100.0,
+            "final": {"success_rate": succ, "mean_return": final if ret is None else ret},
+            "curve": [{"step": 100 * i, "success_rate": v, "mean_return": v if ret is None else ret}
+                      for i, v in enumerate(curve)]}
+
+
+def test_report_counts_seeds_that_fell_back_and_return_thresholds():
+    """A seed that reached 0.95 and ended 0.5 fell back; one that ended within 0.05 of its best
+    did not; one that never reached 0.95 did not. Without a success signal, --return-threshold
+    decides what is solved."""
+    from memagent.report import markdown, summarise
+
+    rows = [_row(0, 0.5, [0.5, 1.0, 0.6]), _row(1, 0.96, [0.5, 1.0]), _row(2, 0.6, [0.5, 0.9])]
+    cell = summarise(rows)["cells"][0]
+    assert cell["solved"] == 1 and cell["fell_back"] == 1
+    assert "| 1/3 | 1/3 |" in markdown(summarise(rows))
+    carts = [_row(s, None, env="memagent/CartPoleNoVel-v1", ret=r) for s, r in enumerate([500.0, 460.0, 120.0])]
+    assert summarise(carts)["cells"][0]["solved"] is None
+    cell = summarise(carts, return_threshold=450)["cells"][0]
+    assert cell["solved"] == 2 and cell["fell_back"] is None
+    assert "return >= 450 without success" in markdown(summarise(carts, return_threshold=450))
