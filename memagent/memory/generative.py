@@ -209,6 +209,22 @@ class GenerativeMemory(nn.Module):
         self.eval()
         return self.encoder(self._input(items))[0]
 
+    @th.no_grad()
+    def reconstruct(self, items, keys) -> np.ndarray:
+        """What the memory makes of real items: each decoded at its encoder's mean, ``(B,
+        *item_shape)``, the dtype of :meth:`imagine`. ``keys`` (B,) are the items' classes:
+        Type A's encoder and decoder read them; Type B reads the item alone (its decoder's
+        class code, if any, comes from ``z``).
+        """
+        keys = self._keys(keys)
+        x = self._input(items)
+        if len(keys) != len(x):
+            raise ValueError(f"reconstruct needs one key per item, got {len(keys)} keys for "
+                             f"{len(x)} items")
+        self.eval()
+        mu = self.encoder(x, self._onehot(keys))[0] if self.cond else self.encoder(x)[0]  # (B, L)
+        return self._output(self.decode(mu, keys))                          # (B, *item)
+
     def save(self, path: str | Path) -> Path:
         """Weights, optimiser and configuration in one file (``load`` needs nothing else)."""
         state = {"class": type(self).__name__, "config": self.config,

@@ -99,6 +99,11 @@ def test_agent_files_screens_by_state_and_reports_coverage(tmp_path):
     agent.train_memory(120, batch_size=32)
     real = agent.real_screens()[:4]
     assert (agent.long_term.recognize(real) == np.arange(4)).all()
+    recon = agent.long_term.reconstruct(real, np.arange(4))   # encode -> decode
+    assert recon.shape == real.shape and recon.dtype == np.uint8
+    assert all(state_of_screen(img) == s for s, img in enumerate(recon))
+    with pytest.raises(ValueError, match="one key per item"):
+        agent.long_term.reconstruct(real, [0])
     back = ManAgent.load(agent.save(tmp_path / "run"), env, device="cpu")
     assert np.array_equal(back.coverage()["seen"], cov["seen"])
     assert np.array_equal(back.policy.q[0], agent.policy.q[0])
