@@ -206,3 +206,33 @@ def test_imagine_on_screens_v0_layout(tmp_path, capsys):
             y0, x0, y1, x1 = layout.box(panel, d, p)
             diag = is_red[y0:y1, x0:x1][np.arange(64), np.arange(64)].mean()
             assert (diag > 0.9) == (s in unvisited)
+
+
+def test_type_b_frame_views_name_the_recognised_state():
+    """What `memagent render --out FILE.gif` shows of a Type B run, frame by frame: the
+    reconstruction and imagined screens of the frame's state, and a line with the true and the
+    recognised state (the stand-in: the agent's block must come back in its own cell)."""
+    from memagent.agent import ScreenView
+    from memagent.agents.man_adapter import ManAdapter
+    from memagent.commands.render import play
+    from memagent.config import build_config
+
+    config = build_config({"agent": "man", "env_id": ENV_ID, "memory": "typeB", "total_timesteps": 600,
+                           "agent_kwargs": {"collect_steps": 120, "memory_steps": 150, "epsilon": 0.0},
+                           "memory_kwargs": {"learning_rate": 1e-3, "net_kwargs": {
+                               "channels": [8, 16], "stem": 2, "skip": False}}})
+    adapter = ManAdapter(config)
+    adapter.build()
+    adapter.learn(config.total_timesteps)
+    records, outcomes = play(adapter, adapter.make_env(1, seed=3, render=True), episodes=1)
+    assert len(outcomes) == 1 and len(records) == 4 + 3   # 3 steps east, the end held
+    for frame, views, _ in records:
+        assert isinstance(views["reconstruction"], ScreenView) and isinstance(views["imagined"], ScreenView)
+        state = state_of_screen(frame)
+        assert state_of_screen(views["reconstruction"].image) == state
+        assert state_of_screen(views["imagined"].image) == state
+        assert views["state"].startswith(f"true state {state} ")
+        assert f"recognised state {state} (right)" in views["state"]
+    # a state the agent never visited is named so
+    views = adapter.frame_views(np.zeros((16, 16, 3), np.uint8), {"state_id": 5})
+    assert "never visited in training" in views["state"]
