@@ -219,7 +219,9 @@ class ManAdapter(Agent):
 
     def draw(self, out: Path, seed: int, env_id: str | None = None, temperature: float = 1.0) -> str:
         """The imagined screen of every state (position x direction) beside a real one, as a
-        PNG; unvisited states greyed out with a red cross. Returns the coverage lines."""
+        PNG (:func:`memagent.figures.state_figure`: titled, panels named, axes labelled);
+        unvisited states greyed out with a red cross, named in the legend. Returns the
+        coverage lines."""
         import warnings
 
         import numpy as np
@@ -249,7 +251,12 @@ class ManAdapter(Agent):
             for s in range(agent.n_states):
                 if agent.short_term.counts[s] == 0:
                     real[s] = canonical(s)
-        figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions, cov["visited"], real)
+        memory = type(agent.long_term).__name__
+        title = (f"MAN long-term memory ({memory}) on {env.spec.id}: imagined screens "
+                 f"(temperature {temperature:g}) and real screens of every state; "
+                 f"{int(cov['visited'].sum())}/{agent.n_states} states visited")
+        figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions, cov["visited"],
+                                 real, title=title, direction_names=getattr(base, "direction_names", None))
         save_png(figure, out)
         self.imagined, self.figure = imagined, figure
         unvisited = np.flatnonzero(~cov["visited"]).tolist()

@@ -122,6 +122,38 @@ def test_sb3_model_as_behaviour_policy():
         ManAgent(gym.make("CartPole-v1"))
 
 
+def _check_labels(img, layout, unvisited):
+    """The figure's title, panel names, axes and legend, by pixels: ink in the title strip, in
+    the panel-name row above each panel, under the columns and left of the rows; the red of
+    the unvisited marker exactly in the unvisited cells (both panels) and the legend's marker,
+    nowhere else."""
+    from memagent.figures import BACKGROUND, LINE, TITLE_LINES
+
+    ink = np.any(img != BACKGROUND, axis=-1) & ~np.all(img == RED, axis=-1)
+    y0, x0, y1, x1 = layout.title_box
+    assert ink[y0:y1, x0:x1].sum() > 100                          # the title
+    head = TITLE_LINES * LINE + 4
+    for panel in range(layout.panels):                            # "imagined", "real"
+        x = layout.panel_x(panel)
+        assert ink[head:head + LINE, x:x + layout.panel_width].sum() > 20
+    below = layout.top + layout.grid_height
+    assert ink[below:below + LINE, layout.left:].sum() > 10 * layout.n_positions  # positions
+    assert ink[below + LINE:below + 2 * LINE, layout.left:].sum() > 50           # "position ->"
+    assert ink[layout.top:below, :layout.left].sum() > 50 * layout.n_directions  # rows, "direction"
+    y0, x0, y1, x1 = layout.legend_marker
+    expected = np.zeros(img.shape[:2], bool)
+    expected[y0:y1, x0:x1] = True                                 # the legend's marker ...
+    assert np.all(img[y0:y1, x0:x1] == RED, axis=-1).sum() > 10
+    assert ink[y0:y1, x1:].sum() > 100                            # ... and what it means
+    for s in unvisited:
+        d, p = divmod(s, layout.n_positions)
+        for panel in range(layout.panels):
+            b0, a0, b1, a1 = layout.box(panel, d, p)
+            expected[b0:b1, a0:a1] = True
+    is_red = np.all(img == RED, axis=-1)
+    assert not (is_red & ~expected).any(), "red outside the unvisited cells and the legend"
+
+
 def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     out, run = tmp_path / "fig.png", tmp_path / "run"
     argv = ["imagine", "--env", ENV_ID, "--out", str(out), "--memory", "typeA",
@@ -136,9 +168,10 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     real = float(re.search(r"([\d.]+)% on held-out real screens", text).group(1))
     assert real >= 95.0  # the CNN judge recognises real screens before it judges imagined ones
     img = load_png(out)
-    layout = Layout(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
+    layout = Layout.labelled(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
     assert img.shape == (*layout.shape, 3)
     is_red = np.all(img == RED, axis=-1)
+    _check_labels(img, layout, unvisited=[4, 5, 6, 7])
     for panel in (0, 1):
         for d in range(2):
             for p in range(4):
@@ -197,9 +230,10 @@ def test_imagine_on_screens_v0_layout(tmp_path, capsys):
     assert 0 < n_visited < 48   # the greedy shortest path leaves states unvisited
     unvisited = eval(text.split("unvisited (red cross): ")[1].splitlines()[0])
     img = load_png(out)
-    layout = Layout(base.n_positions, base.n_directions, 64, 64, 2, 2)
+    layout = Layout.labelled(base.n_positions, base.n_directions, 64, 64, 2, 2)
     assert (base.n_positions, base.n_directions) == (12, 4) and img.shape == (*layout.shape, 3)
     is_red = np.all(img == RED, axis=-1)
+    _check_labels(img, layout, unvisited)
     for s in range(48):
         d, p = divmod(s, 12)
         for panel in (0, 1):
