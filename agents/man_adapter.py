@@ -87,22 +87,52 @@ class ManAdapter(Agent):
 
     def learn(self, total_timesteps: int, callbacks: Sequence[LearnCallback] = (),
               reset: bool = True) -> None:
+        """Q-learning ``total_timesteps`` env steps (the callbacks see these, every
+        :data:`CHUNK` steps, and end with them), then acting and filing screens, then the
+        long-term memory: these two phases report through :meth:`progress` (steps and states
+        visited; steps and the loss terms averaged since the last report, every 10 steps) and stop early when
+        it returns False."""
+        import numpy as np
+
         for cb in callbacks:
             cb.on_start(self)
-        self.log(f"Q-learning {total_timesteps:,} steps")
+        self.log(f"Q-learning the behaviour policy: {total_timesteps:,} steps")
         done, go = 0, True
         while done < total_timesteps and go:
             n = min(CHUNK, total_timesteps - done)
             self.agent.policy.learn(n)
             done += n
             go = all([cb.on_step(self, ()) is not False for cb in callbacks])
-        if go:
-            self.log(f"acting {self._kw('collect_steps'):,} steps, filing screens by state")
-            self.agent.collect(self._kw("collect_steps"), epsilon=self._kw("epsilon"))
-            self.log(f"long-term memory: {self._kw('memory_steps'):,} Adam steps")
-            self.agent.train_memory(self._kw("memory_steps"), batch_size=self._kw("batch_size"))
-        for cb in callbacks:
+        for cb in callbacks:  # the env steps end here: the bar of Q-learning steps closes
             cb.on_end(self)
+        if not go:
+            return
+        collect, phase = self._kw("collect_steps"), "acting and filing screens by state"
+        self.log(f"{phase}: {collect:,} steps, epsilon {self._kw('epsilon'):g}")
+        filed = 0
+        while filed < collect and go:
+            n = min(CHUNK // 4, collect - filed)
+            self.agent.collect(n, epsilon=self._kw("epsilon"))
+            filed += n
+            visited = int(self.agent.coverage()["visited"].sum())
+            go = self.progress(phase, filed, collect, states=f"{visited}/{self.agent.n_states}") is not False
+        if not go:
+            return
+        steps, phase = self._kw("memory_steps"), "training the long-term memory"
+        self.log(f"{phase}: {steps:,} Adam steps of {self._kw('batch_size')} screens "
+                 f"({type(self.agent.long_term).__name__})")
+        recent: list[dict] = []
+        every = max(1, min(10, steps // 10))  # report every 10 steps (fewer on short runs)
+
+        def report(step: int, parts: dict) -> bool:
+            recent.append(parts)
+            if step % every and step != steps:
+                return True
+            mean = {k: float(np.mean([p[k] for p in recent])) for k in recent[-1]}
+            recent.clear()
+            return self.progress(phase, step, steps, **mean) is not False
+
+        self.agent.train_memory(steps, batch_size=self._kw("batch_size"), callback=report)
 
     @property
     def num_timesteps(self) -> int:

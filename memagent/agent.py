@@ -162,6 +162,14 @@ class Agent:
     def log(self, message: str) -> None:
         """A progress message of a training phase; the experiment replaces this to print it."""
 
+    def progress(self, phase: str, done: int, total: int, **metrics: float) -> bool:
+        """Progress inside a long training phase that is not env steps (those reach the
+        callbacks): ``done`` of ``total`` steps of ``phase``, e.g. ``("training the long-term
+        memory", 500, 3000, loss=2410.3)``. ``memagent train`` and ``memagent imagine``
+        replace this with a :class:`memagent.progress.PhaseProgress` (a bar, or lines with
+        ``--no-progress``). Returns False when training should stop (Ctrl-C)."""
+        return True
+
     def summary(self) -> str:
         """A few words on the trained agent for ``memagent eval``'s header."""
         return f"steps trained {self.num_timesteps:,}"

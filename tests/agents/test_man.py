@@ -96,6 +96,7 @@ def test_agent_files_screens_by_state_and_reports_coverage(tmp_path):
     assert filed.sum() == agent.short_term.seen.sum() >= 120
     for s in range(4):  # every filed screen is a screen of its state
         assert all(state_of_screen(img) == s for img in agent.short_term.items_of(s).numpy())
+    assert len(agent.train_memory(50, batch_size=32, callback=lambda step, parts: step < 5)) == 5
     agent.train_memory(120, batch_size=32)
     real = agent.real_screens()[:4]
     assert (agent.long_term.recognize(real) == np.arange(4)).all()
@@ -222,10 +223,16 @@ def test_imagine_on_screens_v0_layout(tmp_path, capsys):
     env = gym.make("memagent/Screens-v0")
     base = env.unwrapped
     out = tmp_path / "screens.png"
-    assert main(["imagine", "--out", str(out), "--steps", "5", "--q-steps", "3000",
+    assert main(["imagine", "--out", str(out), "--steps", "20", "--q-steps", "3000",
                  "--collect-steps", "300", "--epsilon", "0", "--judge-steps", "0",
-                 "--channels", "8,8,8", "--seed", "0"]) == 0
+                 "--channels", "8,8,8", "--seed", "0", "--no-progress"]) == 0
     text = capsys.readouterr().out
+    # progress: a line at every tenth of each phase, with its steps and losses
+    lines = [line for line in text.splitlines() if "training the long-term memory: step" in line]
+    assert [re.search(r"step (\d+)/20", line).group(1) for line in lines] == [str(s) for s in range(2, 21, 2)]
+    assert all(re.search(r"loss [\d,.]+, recon [\d,.]+, kl [\d,.e+-]+, root", line) for line in lines)
+    assert "memagent imagine: Q-learning the behaviour policy: step 3,000/3,000, episodes" in text
+    assert "acting and filing screens by state: step 300/300, states" in text
     n_visited = int(re.search(r"coverage: (\d+)/48", text).group(1))
     assert 0 < n_visited < 48   # the greedy shortest path leaves states unvisited
     unvisited = eval(text.split("unvisited (red cross): ")[1].splitlines()[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,8 +16,14 @@ def test_man_train_eval_render(tmp_path):
     cfg.write_text("[agent_kwargs]\ncollect_steps = 200\nmemory_steps = 5\n\n"
                    "[memory_kwargs.net_kwargs]\nchannels = [4, 4, 4, 4]\n")
     run_dir = tmp_path / "man"
-    res = memagent("train", "--agent", "man", "--steps", 300, "--config", cfg, "--run-dir", run_dir)
+    res = memagent("train", "--agent", "man", "--steps", 300, "--config", cfg, "--run-dir", run_dir,
+                   "--no-progress")
     assert res.returncode == 0, res.stderr
+    # progress instead of silence: each phase says what it does, then its steps and losses
+    assert "Q-learning the behaviour policy: 300 steps" in res.stdout
+    assert "acting and filing screens by state: step 200/200, states " in res.stdout
+    assert "training the long-term memory: 5 Adam steps of 64 screens" in res.stdout
+    assert re.search(r"training the long-term memory: step 5/5, loss [\d,.]+, recon", res.stdout)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["env_id"] == "memagent/Screens-v0" and config["memory"] == "typeA"
     assert (run_dir / "man" / "long_term.pt").exists()
