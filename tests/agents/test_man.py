@@ -253,8 +253,9 @@ def test_type_b_frame_views_name_the_recognised_state():
     """What `memagent render --out FILE.gif` shows of a Type B run, frame by frame: the
     reconstruction and imagined screens of the frame's state, and a line with the true and the
     recognised state (the stand-in: the agent's block must come back in its own cell)."""
-    from memagent.agent import ScreenView
     from memagent.agents.man_adapter import ManAdapter
+
+    from memagent.agent import ScreenView
     from memagent.commands.render import play
     from memagent.config import build_config
 

@@ -103,7 +103,7 @@ def test_man_render_gif_shows_real_reconstruction_imagined(tmp_path):
         real.append(panels["real"].astype(float))
         recon.append(panels["reconstruction"].astype(float))
         strip = image[:layout.label_height]
-        for y0, x0, y1, x1 in layout.boxes.values():  # each panel's label is written above it
+        for _, x0, _, x1 in layout.boxes.values():  # each panel's label is written above it
             assert (strip[:, x0:x1].max(-1) > 100).sum() > 20
         text = image[layout.text_top:]
         assert (text.max(-1) > 100).sum() > 50   # the "true state ..." line and the caption
