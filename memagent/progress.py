@@ -27,7 +27,7 @@ class PhaseProgress:
     """Draws ``(phase, done, total, metrics)`` reports.
 
     :param bar: a rich bar per phase (each stays on screen when its phase ends); False: a line
-        at every tenth of a phase and at its end, through ``say``.
+        at every tenth of a phase and at its end (with the phase's seconds), through ``say``.
     :param say: prints one line (the command's prefix in front).
     :param lines: how many lines a phase prints without the bar.
     """
@@ -52,13 +52,15 @@ class PhaseProgress:
                 self.last = now
                 self.progress.update(self.task, completed=done, total=max(total, done), metrics=text)
         elif done >= self.next_line or done >= total:
-            self.say(f"{phase}: step {done:,}/{total:,}" + (f", {text}" if text else ""))
+            end = f", {time.perf_counter() - self.t0:.1f} s" if done >= total else ""
+            self.say(f"{phase}: step {done:,}/{total:,}" + (f", {text}" if text else "") + end)
             step = max(total // self.lines, 1)
             self.next_line = (done // step + 1) * step
         return True
 
     def _start_phase(self, phase: str, total: int) -> None:
         self.phase, self.next_line = phase, max(total // self.lines, 1)  # first line at a tenth
+        self.t0 = time.perf_counter()
         if not self.bar:
             return
         from rich.progress import (
