@@ -111,7 +111,7 @@ class ManAdapter(Agent):
         self.log(f"{phase}: {collect:,} steps, epsilon {self._kw('epsilon'):g}")
         filed = 0
         while filed < collect and go:
-            n = min(CHUNK // 4, collect - filed)
+            n = min(max(collect // 10, 1), collect - filed)  # a tenth at a time
             self.agent.collect(n, epsilon=self._kw("epsilon"))
             filed += n
             visited = int(self.agent.coverage()["visited"].sum())
