@@ -120,9 +120,11 @@ class ManAgent:
         return np.bincount(keys, minlength=self.n_states)
 
     # -- memory ----------------------------------------------------------------------------
-    def train_memory(self, steps: int, batch_size: int = 64):
-        """Train the long-term memory ``steps`` Adam steps on balanced batches of the queues."""
-        return self.long_term.fit(self.short_term, steps, batch_size=batch_size)
+    def train_memory(self, steps: int, batch_size: int = 64, callback=None):
+        """Train the long-term memory ``steps`` Adam steps on balanced batches of the queues;
+        ``callback(step, loss_terms)`` after each (False stops), as in
+        :meth:`GenerativeMemory.fit <memagent.memory.generative.GenerativeMemory.fit>`."""
+        return self.long_term.fit(self.short_term, steps, batch_size=batch_size, callback=callback)
 
     def coverage(self) -> dict[str, Any]:
         """Per-state coverage: ``seen`` (n_states,) screens ever filed, ``visited`` mask,

@@ -8,8 +8,13 @@ One pipeline for ``memagent train --agent man``, ``memagent imagine``, ``eval`` 
 ``epsilon`` (exploration while collecting), ``capacity`` (screens kept per state),
 ``batch_size``; ``memory_kwargs`` go to the long-term memory.
 
-Evaluation plays the behaviour policy (greedy, or epsilon 0.05 with ``deterministic=False``);
-``render`` draws the imagined screen of every state beside a real one (one PNG).
+Evaluation plays the behaviour policy (greedy, or epsilon 0.05 with ``deterministic=False``).
+``render --out FILE.png`` draws the imagined screen of every state beside a real one (one
+PNG, :meth:`ManAdapter.draw`); ``render --out FILE.gif`` (or ``.mp4``, ``DIR/``) plays the
+agent's episodes and shows at every step the real screen (the observation the agent saw), the
+long-term memory's reconstruction of it (encode -> decode) and a screen imagined from the
+state id alone (:meth:`ManAdapter.frame_views`), with the true state and, for Type B, the
+state its memory recognises in the screen.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def man_env(config, seed: int | None = None, env_id: str | None = None):
 class ManAdapter(Agent):
     default_env = "memagent/Screens-v0"
     can_resume = False
-    render_kind = "figure"
+    render_kind = "both"  # FILE.png: the figure of every state; FILE.gif: episodes
 
     def __init__(self, config, device: Any = "cpu"):
         super().__init__(config, device)
@@ -82,22 +87,52 @@ class ManAdapter(Agent):
 
     def learn(self, total_timesteps: int, callbacks: Sequence[LearnCallback] = (),
               reset: bool = True) -> None:
+        """Q-learning ``total_timesteps`` env steps (the callbacks see these, every
+        :data:`CHUNK` steps, and end with them), then acting and filing screens, then the
+        long-term memory: these two phases report through :meth:`progress` (steps and states
+        visited; steps and the loss terms averaged since the last report, every 10 steps) and stop early when
+        it returns False."""
+        import numpy as np
+
         for cb in callbacks:
             cb.on_start(self)
-        self.log(f"Q-learning {total_timesteps:,} steps")
+        self.log(f"Q-learning the behaviour policy: {total_timesteps:,} steps")
         done, go = 0, True
         while done < total_timesteps and go:
             n = min(CHUNK, total_timesteps - done)
             self.agent.policy.learn(n)
             done += n
             go = all([cb.on_step(self, ()) is not False for cb in callbacks])
-        if go:
-            self.log(f"acting {self._kw('collect_steps'):,} steps, filing screens by state")
-            self.agent.collect(self._kw("collect_steps"), epsilon=self._kw("epsilon"))
-            self.log(f"long-term memory: {self._kw('memory_steps'):,} Adam steps")
-            self.agent.train_memory(self._kw("memory_steps"), batch_size=self._kw("batch_size"))
-        for cb in callbacks:
+        for cb in callbacks:  # the env steps end here: the bar of Q-learning steps closes
             cb.on_end(self)
+        if not go:
+            return
+        collect, phase = self._kw("collect_steps"), "acting and filing screens by state"
+        self.log(f"{phase}: {collect:,} steps, epsilon {self._kw('epsilon'):g}")
+        filed = 0
+        while filed < collect and go:
+            n = min(max(collect // 10, 1), collect - filed)  # a tenth at a time
+            self.agent.collect(n, epsilon=self._kw("epsilon"))
+            filed += n
+            visited = int(self.agent.coverage()["visited"].sum())
+            go = self.progress(phase, filed, collect, states=f"{visited}/{self.agent.n_states}") is not False
+        if not go:
+            return
+        steps, phase = self._kw("memory_steps"), "training the long-term memory"
+        self.log(f"{phase}: {steps:,} Adam steps of {self._kw('batch_size')} screens "
+                 f"({type(self.agent.long_term).__name__})")
+        recent: list[dict] = []
+        every = max(1, min(10, steps // 10))  # report every 10 steps (fewer on short runs)
+
+        def report(step: int, parts: dict) -> bool:
+            recent.append(parts)
+            if step % every and step != steps:
+                return True
+            mean = {k: float(np.mean([p[k] for p in recent])) for k in recent[-1]}
+            recent.clear()
+            return self.progress(phase, step, steps, **mean) is not False
+
+        self.agent.train_memory(steps, batch_size=self._kw("batch_size"), callback=report)
 
     @property
     def num_timesteps(self) -> int:
@@ -107,8 +142,18 @@ class ManAdapter(Agent):
         return sum(p.numel() for p in self.agent.long_term.parameters())
 
     def act(self, obs, state=None, episode_start=None, deterministic: bool = True):
-        """One action for one env; ``state`` is the env's last ``info`` (it holds the state id)."""
-        return self.agent.act(obs, state or {}, 0.0 if deterministic else 0.05), state
+        """One action for one env; ``state`` is the env's last ``info`` (it holds the state id).
+        A batched ``obs`` of one env, ``(1, *obs_shape)`` as a VecEnv gives it, gets ``(1,)``
+        actions back."""
+        import numpy as np
+
+        obs = np.asarray(obs)
+        batched = obs.ndim == len(self.agent.short_term.item_shape) + 1
+        action = self.agent.act(obs[0] if batched else obs, state or {}, 0.0 if deterministic else 0.05)
+        return (np.array([action]) if batched else action), state
+
+    def carry_info(self, state, info: dict):
+        return info  # the behaviour policy reads info["state_id"]
 
     def evaluate(self, n_episodes: int, seed: int, deterministic: bool = True,
                  env_id: str | None = None, n_envs: int | None = None) -> Episodes:
@@ -145,9 +190,68 @@ class ManAdapter(Agent):
         return adapter
 
     # -- rendering -----------------------------------------------------------------------
+    def make_env(self, n_envs: int = 1, seed: int | None = None, render: bool = False,
+                 env_id: str | None = None):
+        """One env in a ``DummyVecEnv``; ``render``: ``info["frame"]`` is the observation (the
+        screen the agent and its memory see, noise and distractors included)."""
+        import gymnasium as gym
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        if n_envs != 1:
+            raise ValueError(f"the man agent acts in one env at a time, got n_envs={n_envs}")
+
+        class ScreenFrame(gym.Wrapper):
+            def reset(self, **kwargs):
+                obs, info = self.env.reset(**kwargs)
+                return obs, {**info, "frame": obs.copy()} if render else info
+
+            def step(self, action):
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                if render:
+                    info = {**info, "frame": obs.copy()}
+                return obs, reward, terminated, truncated, info
+
+        env = man_env(self.config, seed, env_id)
+        venv = DummyVecEnv([lambda: ScreenFrame(env)])
+        venv.seed(self.config.seed if seed is None else seed)
+        return venv
+
+    def frame_views(self, frame, info: dict) -> dict:
+        """The long-term memory's ``"reconstruction"`` of the screen (encode -> decode at the
+        encoder's mean, keyed by the true state for Type A), a screen ``"imagined"`` from the
+        state id alone (temperature 1), and a line naming the true state (Type B: and the one
+        :meth:`~memagent.memory.generative.LambdaHotVAEMemory.recognize` reads in the screen)."""
+        import warnings
+
+        import numpy as np
+
+        from memagent.agent import ScreenView
+        from memagent.memory.generative import UnseenClassWarning
+
+        memory, state = self.agent.long_term, int(info["state_id"])
+        screen = np.asarray(frame)[None]                                     # (1, H, W, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnseenClassWarning)  # the text says "never visited"
+            imagined = memory.imagine([state], 1)[0, 0]
+        views = {"reconstruction": ScreenView(memory.reconstruct(screen, [state])[0]),
+                 "imagined": ScreenView(imagined)}
+        base = self.agent.env.unwrapped
+        where = (f" (position {state % base.n_positions}, direction {state // base.n_positions})"
+                 if hasattr(base, "n_positions") else "")
+        text = f"true state {state}{where}"
+        if self.agent.short_term.seen[state] == 0:
+            text += ", never visited in training"
+        if hasattr(memory, "recognize"):
+            recognised = int(memory.recognize(screen)[0])
+            text += f"; recognised state {recognised} ({'right' if recognised == state else 'wrong'})"
+        views["state"] = text
+        return views
+
     def draw(self, out: Path, seed: int, env_id: str | None = None, temperature: float = 1.0) -> str:
         """The imagined screen of every state (position x direction) beside a real one, as a
-        PNG; unvisited states greyed out with a red cross. Returns the coverage lines."""
+        PNG (:func:`memagent.figures.state_figure`: titled, panels named, axes labelled);
+        unvisited states greyed out with a red cross, named in the legend. Returns the
+        coverage lines."""
         import warnings
 
         import numpy as np
@@ -177,7 +281,12 @@ class ManAdapter(Agent):
             for s in range(agent.n_states):
                 if agent.short_term.counts[s] == 0:
                     real[s] = canonical(s)
-        figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions, cov["visited"], real)
+        memory = type(agent.long_term).__name__
+        title = (f"MAN long-term memory ({memory}) on {env.spec.id}: imagined screens "
+                 f"(temperature {temperature:g}) and real screens of every state; "
+                 f"{int(cov['visited'].sum())}/{agent.n_states} states visited")
+        figure, _ = state_figure(imagined[:, 0], base.n_positions, base.n_directions, cov["visited"],
+                                 real, title=title, direction_names=getattr(base, "direction_names", None))
         save_png(figure, out)
         self.imagined, self.figure = imagined, figure
         unvisited = np.flatnonzero(~cov["visited"]).tolist()

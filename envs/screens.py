@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 from memagent.envs.core import (
+    DIRECTIONS,
     FLOOR,
     GOAL,
     PASSABLE,
@@ -269,6 +270,11 @@ class ScreensEnv(GridEnv):
     @property
     def n_states(self) -> int:
         return self.engine.n_states
+
+    @property
+    def direction_names(self) -> tuple[str, ...]:
+        """The name of each direction id: north, east, south, west."""
+        return DIRECTIONS[: self.n_directions]
 
     def canonical_screen(self, state_id: int) -> np.ndarray:
         return self.engine.canonical_screen(state_id)

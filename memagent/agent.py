@@ -48,6 +48,15 @@ class Episodes(NamedTuple):
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
 
+class ScreenView(NamedTuple):
+    """A picture among an agent's views (:meth:`Agent.frame_views`): drawn as it is, at the
+    frame's scale, beside the env's screen and labelled with its key (e.g. the MAN agent's
+    ``"reconstruction"`` and ``"imagined"`` screens)."""
+
+    image: np.ndarray
+    """(H, W, 3) uint8."""
+
+
 class LearnCallback:
     """Hooks :meth:`Agent.learn` calls; override what you need.
 
@@ -85,7 +94,9 @@ class Agent:
     """1: print what training does between progress updates (curriculum stages, phases)."""
     render_kind: ClassVar[str] = "episodes"
     """``"episodes"``: ``render`` plays episodes with :meth:`act` and draws
-    :meth:`memory_views` beside each frame; ``"figure"``: :meth:`draw` writes one picture."""
+    :meth:`memory_views` and :meth:`frame_views` beside each frame; ``"figure"``: :meth:`draw`
+    writes one picture; ``"both"``: a ``FILE.png`` is drawn, any other ``--out`` played
+    (:meth:`render_kind_for`)."""
 
     def __init__(self, config, device: Any = "cpu"):
         self.config = config
@@ -99,6 +110,14 @@ class Agent:
         :param config: the merged config.
         :param given: the keys the user set (not from a preset).
         """
+
+    @classmethod
+    def render_kind_for(cls, out: str | Path) -> str:
+        """``"episodes"`` or ``"figure"``: what ``memagent render --out OUT`` does with this
+        agent (:attr:`render_kind`; ``"both"`` draws a ``.png`` and plays anything else)."""
+        if cls.render_kind == "both":
+            return "figure" if str(out).lower().endswith(".png") else "episodes"
+        return cls.render_kind
 
     @classmethod
     def memory_choices(cls) -> list[str]:
@@ -143,6 +162,14 @@ class Agent:
     def log(self, message: str) -> None:
         """A progress message of a training phase; the experiment replaces this to print it."""
 
+    def progress(self, phase: str, done: int, total: int, **metrics: float) -> bool:
+        """Progress inside a long training phase that is not env steps (those reach the
+        callbacks): ``done`` of ``total`` steps of ``phase``, e.g. ``("training the long-term
+        memory", 500, 3000, loss=2410.3)``. ``memagent train`` and ``memagent imagine``
+        replace this with a :class:`memagent.progress.PhaseProgress` (a bar, or lines with
+        ``--no-progress``). Returns False when training should stop (Ctrl-C)."""
+        return True
+
     def summary(self) -> str:
         """A few words on the trained agent for ``memagent eval``'s header."""
         return f"steps trained {self.num_timesteps:,}"
@@ -167,8 +194,23 @@ class Agent:
         raise NotImplementedError
 
     def memory_views(self) -> dict[str, np.ndarray]:
-        """What the memory read at the last :meth:`act` (e.g. ``attention``), for rendering."""
+        """What the memory read at the last :meth:`act` (e.g. ``attention``), for rendering:
+        arrays, drawn as heatmaps (2-D) or bars (1-D) in a panel right of the frame."""
         return {}
+
+    def frame_views(self, frame: np.ndarray, info: dict) -> dict[str, ScreenView | str]:
+        """What the memory makes of the frame ``render`` shows (called for every frame, the
+        first of each episode included, with the env's ``info`` of that step): a
+        :class:`ScreenView` is drawn beside the frame under its key as a label, a ``str`` is
+        a line of text below it. Default: nothing."""
+        return {}
+
+    def carry_info(self, state, info: dict):
+        """The state :meth:`act` gets next, once the env returned ``info`` with the new
+        observation (``render`` calls it after every step and reset). Default ``state``
+        unchanged (a recurrent state); the MAN agent returns ``info``, whose ``state_id`` its
+        behaviour policy reads."""
+        return state
 
     def draw(self, out: Path, seed: int, env_id: str | None = None) -> str:
         """Write the agent's picture to ``out`` (``render_kind == "figure"``); returns a summary."""

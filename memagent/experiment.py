@@ -37,6 +37,7 @@ from typing import Any
 from memagent import runs
 from memagent.agent import Agent, LearnCallback, get_agent
 from memagent.config import TrainConfig, to_dict
+from memagent.progress import PhaseProgress
 
 RESULTS_FILE = "results.json"
 EVALUATIONS_FILE = "evaluations.csv"
@@ -220,6 +221,9 @@ def _learn(agent: Agent, config, run_dir: Path, remaining: int, resume: bool, pr
     eval_cb = _EvalCallback(config, run_dir, on_eval) if config.eval_episodes else None
     agent.log = (lambda msg: None) if progress else say
     agent.verbose = 0 if progress else 1
+    phases = PhaseProgress(bar=progress, say=say)
+    agent.progress = lambda phase, done, total, **metrics: (
+        phases(phase, done, total, **metrics) and not stop["sigint"])
 
     def on_sigint(signum, frame):
         if stop["sigint"]:  # a second Ctrl-C: give up at once
@@ -236,6 +240,7 @@ def _learn(agent: Agent, config, run_dir: Path, remaining: int, resume: bool, pr
     try:
         agent.learn(remaining, callbacks=[run_cb] + ([eval_cb] if eval_cb else []), reset=not resume)
     finally:
+        phases.close()
         if main_thread:
             signal.signal(signal.SIGINT, previous)
         log.close()

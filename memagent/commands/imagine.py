@@ -66,6 +66,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: a line at every tenth of each phase instead")
     p.set_defaults(func=run)
 
 
@@ -127,13 +129,38 @@ def man_config(args):
     return config
 
 
-def train_agent(env, args):
-    """The man agent of the flags, trained (Q-learning, acting and filing, long-term memory)."""
+def _say(message: str) -> None:
+    print(f"memagent imagine: {message}", flush=True)
+
+
+def phase_progress(args):
+    """The :class:`memagent.progress.PhaseProgress` of the flags (bars unless --no-progress)."""
+    from memagent.progress import PhaseProgress
+
+    return PhaseProgress(bar=not getattr(args, "no_progress", False), say=_say)
+
+
+def train_agent(env, args, phases=None):
+    """The man agent of the flags, trained (Q-learning, acting and filing, long-term memory),
+    every phase reported to ``phases`` (a :class:`memagent.progress.PhaseProgress`)."""
+    from memagent.agent import LearnCallback
     from memagent.agents.man_adapter import ManAdapter
 
+    phases = phases or phase_progress(args)
     adapter = ManAdapter(man_config(args), device=args.device)
     adapter.build()
-    adapter.learn(adapter.config.total_timesteps)
+    adapter.progress, adapter.log = phases, _say
+    total = adapter.config.total_timesteps
+
+    class QSteps(LearnCallback):  # Q-learning's env steps, as memagent train's bar shows them
+        def on_step(self, agent, infos) -> bool:
+            returns = agent.agent.policy.episode_returns[-100:]
+            mean = float(np.mean(returns)) if returns else float("nan")
+            return phases("Q-learning the behaviour policy", agent.num_timesteps, total,
+                          episodes=len(agent.agent.policy.episode_returns), mean_return=mean)
+
+    adapter.learn(total, callbacks=[QSteps()] if total else [])
+    phases.close()
     return adapter
 
 
@@ -171,8 +198,10 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
 
     from memagent.judge import Judge
 
+    cut = int(0.8 * n_steps)  # fit on 80 %, report accuracy on the last 20 % of real screens
+    _say(f"judging: training a CNN classifier of state ids on {cut:,} real screens of a "
+         f"{n_steps:,}-step random-policy run (the memory's outputs never reach it)")
     screens, ids = random_screens(env_id, n_steps, seed + 1)
-    cut = int(0.8 * len(ids))  # fit on 80 %, report accuracy on the last 20 % of real screens
     judge = Judge(pool=2, classifier="cnn", seed=seed).fit(screens[:cut], ids[:cut])
     real_acc = judge.score(screens[cut:], ids[cut:]) if cut < len(ids) else float("nan")
     visited = np.flatnonzero(agent.coverage()["visited"])
@@ -196,7 +225,7 @@ def run(args) -> int:
         run_dir = check_run_dir(args.run)
         adapter = ManAdapter.load(read_config(run_dir), run_dir, device=args.device)
     else:
-        adapter = train_agent(env, args)
+        adapter = train_agent(env, args, phase_progress(args))
     agent = adapter.agent
     if args.save_run:
         from memagent import runs

@@ -9,6 +9,11 @@ last read, e.g. the hopfield core's ``attention`` over stored steps or the nmn c
 ``bank`` activity); each array is drawn as a heatmap (2-D: rows x stored steps) or bars (1-D)
 in a panel to the right of the screen, with a title, its axes and a colour bar of its values.
 
+An agent's :meth:`~memagent.agent.Agent.frame_views` of the frame itself are drawn too: a
+:class:`~memagent.agent.ScreenView` beside the screen at its scale, each picture labelled
+above (the screen as ``"real"``, the others by their keys; the MAN agent's ``"reconstruction"``
+and ``"imagined"``), a ``str`` as a line of text below.
+
 Writes a GIF (Pillow), a folder of PNGs (``--out DIR/``), or an MP4 when ``imageio-ffmpeg``
 is installed.
 """
@@ -17,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from memagent.agent import memory_views
+from memagent.agent import ScreenView, memory_views
 from memagent.cli import CLIError
 
 PANEL_WIDTH = 280
 TEXT = (230, 230, 230)
+LABEL_HEIGHT = 14  # the strip above the screens that names them (when there are ScreenViews)
+SCREEN_GAP = 8     # pixels between the real screen and each ScreenView
+LINE_HEIGHT = 14   # one line of text below the screens (the caption, each str view)
 #: view name -> (title, row axis, column axis); other views: (name, "row", "column")
 LABELS = {"attention": ("hopfield read weights", "head", "stored step: oldest -> newest"),
           "bank": ("NMN memory banks", "neuron", "memory slot")}
@@ -72,15 +81,17 @@ def _out_kind(out: str) -> str:
 
 def prepare_views(views: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """What to draw: the hopfield ``attention`` cut to the filled slots (``positions >= 0``,
-    oldest stored step first), batch dimension of size 1 dropped."""
-    views = {k: np.asarray(v, dtype=float) for k, v in views.items()}
+    oldest stored step first), batch dimension of size 1 dropped. Pictures
+    (:class:`~memagent.agent.ScreenView`) and text (``str``) pass unchanged."""
+    other = {k: v for k, v in views.items() if isinstance(v, (ScreenView, str))}
+    views = {k: np.asarray(v, dtype=float) for k, v in views.items() if k not in other}
     positions = views.pop("positions", None)
     if positions is not None and "attention" in views:
         filled = positions.reshape(-1, positions.shape[-1])[0] >= 0  # (N,) of env 0
         att = views["attention"]
         if att.shape[-1] == filled.shape[0]:
             views["attention"] = att[..., filled] if filled.any() else att[..., :1] * 0
-    return {k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in views.items()}
+    return {**{k: v[0] if v.ndim >= 2 and v.shape[0] == 1 else v for k, v in views.items()}, **other}
 
 
 def _colormap(x: np.ndarray) -> np.ndarray:
@@ -169,21 +180,59 @@ def draw_panel(views: dict[str, np.ndarray], height: int) -> np.ndarray:
     return np.asarray(pil)
 
 
-def compose(frame: np.ndarray, views: dict[str, np.ndarray], caption: str) -> np.ndarray:
-    """The screen (scaled to >= 240 px high), a caption, and the memory panel
-    (:func:`draw_panel`) when there are views."""
+class ComposeLayout(NamedTuple):
+    """Where :func:`compose` put things (for readers of the pixels, tests included): each
+    picture's box ``(y0, x0, y1, x1)`` under its label (``"real"`` first), the label strip's
+    height, and the top of the text lines below the pictures."""
+
+    boxes: dict[str, tuple[int, int, int, int]]
+    label_height: int
+    text_top: int
+
+
+def compose(frame: np.ndarray, views: dict, caption: str, return_layout: bool = False):
+    """The screen (scaled to >= 240 px high), the pictures among ``views``
+    (:class:`~memagent.agent.ScreenView`, at the same scale, each right of the last, all
+    labelled in a strip above: the screen as ``"real"``), the memory panel
+    (:func:`draw_panel`) of the arrays when there are any, the text views (``str``, one line
+    each) and the caption below. ``return_layout``: also the :class:`ComposeLayout`."""
     from PIL import Image, ImageDraw
 
+    screens = {k: v.image for k, v in views.items() if isinstance(v, ScreenView)}
+    texts = [v for v in views.values() if isinstance(v, str)]
+    arrays = {k: v for k, v in views.items() if not isinstance(v, (ScreenView, str))}
     frame = np.asarray(frame, dtype=np.uint8)[..., :3]
     scale = max(1, 240 // max(frame.shape[0], 1))
-    frame = frame.repeat(scale, 0).repeat(scale, 1)
-    h = frame.shape[0]
-    img = np.concatenate([frame, draw_panel(views, h)], axis=1) if views else frame
-    out = np.zeros((h + 16, img.shape[1], 3), dtype=np.uint8)
-    out[:h] = img
+    pictures = {"real": frame, **screens} if screens else {"": frame}
+    top = LABEL_HEIGHT if screens else 0
+    h = frame.shape[0] * scale
+    parts, boxes, x = [], {}, 0
+    for label, picture in pictures.items():
+        picture = np.asarray(picture, dtype=np.uint8)[..., :3]
+        big = picture.repeat(scale, 0).repeat(scale, 1)
+        if big.shape[:2] != (h, frame.shape[1] * scale):
+            big = _resize(big, h, frame.shape[1] * scale)
+        if parts:
+            parts.append(np.zeros((h, SCREEN_GAP, 3), np.uint8))
+            x += SCREEN_GAP
+        parts.append(big)
+        boxes[label] = (top, x, top + h, x + big.shape[1])
+        x += big.shape[1]
+    if arrays:
+        parts.append(draw_panel(arrays, h))
+    img = np.concatenate(parts, axis=1)
+    lines = [*texts, caption]
+    out = np.zeros((top + h + LINE_HEIGHT * len(lines) + 2, img.shape[1], 3), dtype=np.uint8)
+    out[top:top + h] = img
     pil = Image.fromarray(out)
-    ImageDraw.Draw(pil).text((4, h + 2), caption, fill=TEXT)
-    return np.asarray(pil)
+    draw = ImageDraw.Draw(pil)
+    if screens:
+        for label, (_, x0, _, _) in boxes.items():
+            draw.text((x0 + 2, 1), label, fill=TEXT)
+    for i, line in enumerate(lines):
+        draw.text((4, top + h + 2 + LINE_HEIGHT * i), line, fill=TEXT)
+    out = np.asarray(pil)
+    return (out, ComposeLayout(boxes, top, top + h)) if return_layout else out
 
 
 def _write(frames: list[np.ndarray], out: str, kind: str, fps: float) -> None:
@@ -237,11 +286,12 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
          max_frames: int = 1000, hold: int = 3):
     """Play ``episodes`` episodes of ``model`` in ``venv`` (one env, frames in its infos), the
     episodes taking ``cues`` in turn; an episode's last frame is held ``hold`` more frames.
-    ``model`` is an :class:`memagent.agent.Agent` (``act``, ``memory_views``) or anything with
-    SB3's ``predict`` and a ``policy`` module.
+    ``model`` is an :class:`memagent.agent.Agent` (``act``, ``memory_views``, ``frame_views``,
+    ``carry_info``) or anything with SB3's ``predict`` and a ``policy`` module.
 
-    :return: ``records``, one ``(frame, memory views, caption)`` per frame, and ``outcomes``,
-        one ``(cue or None, success or None)`` per finished episode.
+    :return: ``records``, one ``(frame, views, caption)`` per frame (the memory views of the
+        act that led to the frame, and the agent's ``frame_views`` of the frame itself), and
+        ``outcomes``, one ``(cue or None, success or None)`` per finished episode.
     """
     from memagent.evaluation import raw_reward
 
@@ -252,18 +302,27 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
     frame = base.reset_infos[0].get("frame")
     if frame is None:
         raise CLIError("the env returned no rgb_array frame; it cannot be rendered")
+    frame_views = getattr(model, "frame_views", lambda frame, info: {})
+    carry_info = getattr(model, "carry_info", lambda state, info: state)
+    state = carry_info(state, base.reset_infos[0])
 
     def title(e: int) -> str:
         return f"episode {e}" + (f" (cue {cues[e - 1]})" if cues else "")
 
+    def reset_record(e: int):
+        info = base.reset_infos[0]
+        return info["frame"], prepare_views(frame_views(info["frame"], info)), f"{title(e)}  step 0"
+
     episode_start = np.ones(1, dtype=bool)
-    records, outcomes, episode, t, ret = [(frame, {}, f"{title(1)}  step 0")], [], 1, 0, 0.0
+    records, outcomes, episode, t, ret = [reset_record(1)], [], 1, 0, 0.0
     while episode <= episodes and len(records) < max_frames:
         act = getattr(model, "act", None) or model.predict
         action, state = act(obs, state=state, episode_start=episode_start, deterministic=deterministic)
         views = prepare_views(model.memory_views() if hasattr(model, "memory_views")
                               else memory_views(model.policy))
         obs, reward, done, infos = venv.step(action)
+        views.update(prepare_views(frame_views(infos[0]["frame"], infos[0])))
+        state = carry_info(state, base.reset_infos[0] if done[0] else infos[0])
         t, ret = t + 1, ret + float(raw_reward(venv, reward)[0])
         caption = f"{title(episode)}  step {t}  return {ret:.2f}"
         if done[0]:
@@ -276,9 +335,24 @@ def play(model, venv, episodes: int, cues: list[int] | None = None, deterministi
             records.extend([records[-1]] * hold)
             episode, t, ret = episode + 1, 0, 0.0
             if episode <= episodes:
-                records.append((base.reset_infos[0]["frame"], {}, f"{title(episode)}  step 0"))
+                records.append(reset_record(episode))
         episode_start = done
     return records, outcomes
+
+
+def uniform_views(records):
+    """The records with the same views on every frame, so that every frame has one size: at
+    most 3 memory arrays (an empty one where a frame has none: "nothing read yet"), every
+    picture (black where a frame has none) and every text line (blank where none)."""
+    seen = {}
+    for _, views, _ in records:
+        for k, v in views.items():
+            seen.setdefault(k, v)
+    arrays = [k for k, v in seen.items() if not isinstance(v, (ScreenView, str))][:3]
+    blank = {k: ScreenView(np.zeros_like(v.image)) if isinstance(v, ScreenView) else ""
+             for k, v in seen.items() if isinstance(v, (ScreenView, str))}
+    blank.update({k: np.zeros(0) for k in arrays})
+    return [(f, {k: views.get(k, b) for k, b in blank.items()}, c) for f, views, c in records]
 
 
 def render(args: argparse.Namespace) -> int:
@@ -287,11 +361,12 @@ def render(args: argparse.Namespace) -> int:
     from memagent.runs import check_run_dir, read_config
 
     run_dir = check_run_dir(args.run_dir)
-    if get_agent(read_config(run_dir).agent).render_kind == "episodes":
+    figure = get_agent(read_config(run_dir).agent).render_kind_for(args.out) == "figure"
+    if not figure:
         kind = _out_kind(args.out)  # before loading: a wrong --out fails fast
     agent = load_agent(run_dir, env_id=args.env)
     seed = eval_seed(agent.config) if args.seed is None else args.seed
-    if agent.render_kind == "figure":
+    if figure:
         print(agent.draw(Path(args.out), seed=seed, env_id=args.env))
         return 0
     venv = agent.make_env(1, seed=seed, render=True)
@@ -299,9 +374,9 @@ def render(args: argparse.Namespace) -> int:
     records, outcomes = play(agent, venv, episodes, cues, deterministic=not args.stochastic,
                              max_frames=args.max_frames, hold=max(1, int(args.fps // 2)))
     venv.close()
-    keys = list(dict.fromkeys(k for _, views, _ in records for k in views))[:3]
-    frames = [compose(f, {k: views.get(k, np.zeros(0)) for k in keys}, c) for f, views, c in records]
+    frames = [compose(f, views, c) for f, views, c in uniform_views(records)]
     _write(frames, args.out, kind, args.fps)
+    keys = list(dict.fromkeys(k for _, views, _ in records for k in views))
     shown = ", ".join(keys) if keys else "none (this agent has no memory to show)"
     known = [(c, s) for c, s in outcomes if s is not None]
     tally = f"; successes {sum(s for _, s in known)}/{len(known)}" if known else ""

@@ -67,7 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--run-dir", default=None, metavar="DIR", help="the run folder to create (default runs/{env}__{agent}__{seed}__{time})")
     p.add_argument("--runs-root", default="runs", metavar="DIR", help="parent of new run folders (default runs)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint (`latest`: the newest run in runs/)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar, one summary line at the end")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars: the summary lines, and a line at every tenth of an agent's "
+                   "non-env phases (the man agent's memory training)")
     p.set_defaults(func=train)
 
 

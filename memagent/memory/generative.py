@@ -156,17 +156,19 @@ class GenerativeMemory(nn.Module):
         raise NotImplementedError
 
     # -- the API ---------------------------------------------------------------------------
-    def fit(self, memory, steps: int, batch_size: int = 64) -> list[dict[str, float]]:
+    def fit(self, memory, steps: int, batch_size: int = 64, callback=None) -> list[dict[str, float]]:
         """Train for ``steps`` Adam steps on batches ``memory.sample(batch_size)`` (a
         :class:`ClassQueueMemory`, or anything whose ``sample`` returns ``items`` and ``keys``).
 
+        :param callback: ``callback(step, parts)`` after every step (``step`` from 1, ``parts``
+            that step's loss terms); returning False stops training there.
         :return: the loss terms of every step.
         """
         if steps < 0 or batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
         self.train()
         history = []
-        for _ in range(int(steps)):
+        for step in range(1, int(steps) + 1):
             batch = memory.sample(batch_size)
             x, keys = self._input(batch.items), self._keys(batch.keys)
             self.seen += th.bincount(keys, minlength=self.n_classes)
@@ -175,6 +177,8 @@ class GenerativeMemory(nn.Module):
             loss.backward()
             self.optimizer.step()
             history.append(parts)
+            if callback is not None and callback(step, parts) is False:
+                break
         return history
 
     @th.no_grad()
@@ -208,6 +212,22 @@ class GenerativeMemory(nn.Module):
         """Encoder means (B, latent_dim) (Type A needs the keys: see its ``encode``)."""
         self.eval()
         return self.encoder(self._input(items))[0]
+
+    @th.no_grad()
+    def reconstruct(self, items, keys) -> np.ndarray:
+        """What the memory makes of real items: each decoded at its encoder's mean, ``(B,
+        *item_shape)``, the dtype of :meth:`imagine`. ``keys`` (B,) are the items' classes:
+        Type A's encoder and decoder read them; Type B reads the item alone (its decoder's
+        class code, if any, comes from ``z``).
+        """
+        keys = self._keys(keys)
+        x = self._input(items)
+        if len(keys) != len(x):
+            raise ValueError(f"reconstruct needs one key per item, got {len(keys)} keys for "
+                             f"{len(x)} items")
+        self.eval()
+        mu = self.encoder(x, self._onehot(keys))[0] if self.cond else self.encoder(x)[0]  # (B, L)
+        return self._output(self.decode(mu, keys))                          # (B, *item)
 
     def save(self, path: str | Path) -> Path:
         """Weights, optimiser and configuration in one file (``load`` needs nothing else)."""

@@ -96,9 +96,15 @@ def test_agent_files_screens_by_state_and_reports_coverage(tmp_path):
     assert filed.sum() == agent.short_term.seen.sum() >= 120
     for s in range(4):  # every filed screen is a screen of its state
         assert all(state_of_screen(img) == s for img in agent.short_term.items_of(s).numpy())
+    assert len(agent.train_memory(50, batch_size=32, callback=lambda step, parts: step < 5)) == 5
     agent.train_memory(120, batch_size=32)
     real = agent.real_screens()[:4]
     assert (agent.long_term.recognize(real) == np.arange(4)).all()
+    recon = agent.long_term.reconstruct(real, np.arange(4))   # encode -> decode
+    assert recon.shape == real.shape and recon.dtype == np.uint8
+    assert all(state_of_screen(img) == s for s, img in enumerate(recon))
+    with pytest.raises(ValueError, match="one key per item"):
+        agent.long_term.reconstruct(real, [0])
     back = ManAgent.load(agent.save(tmp_path / "run"), env, device="cpu")
     assert np.array_equal(back.coverage()["seen"], cov["seen"])
     assert np.array_equal(back.policy.q[0], agent.policy.q[0])
@@ -117,6 +123,38 @@ def test_sb3_model_as_behaviour_policy():
         ManAgent(gym.make("CartPole-v1"))
 
 
+def _check_labels(img, layout, unvisited):
+    """The figure's title, panel names, axes and legend, by pixels: ink in the title strip, in
+    the panel-name row above each panel, under the columns and left of the rows; the red of
+    the unvisited marker exactly in the unvisited cells (both panels) and the legend's marker,
+    nowhere else."""
+    from memagent.figures import BACKGROUND, LINE, TITLE_LINES
+
+    ink = np.any(img != BACKGROUND, axis=-1) & ~np.all(img == RED, axis=-1)
+    y0, x0, y1, x1 = layout.title_box
+    assert ink[y0:y1, x0:x1].sum() > 100                          # the title
+    head = TITLE_LINES * LINE + 4
+    for panel in range(layout.panels):                            # "imagined", "real"
+        x = layout.panel_x(panel)
+        assert ink[head:head + LINE, x:x + layout.panel_width].sum() > 20
+    below = layout.top + layout.grid_height
+    assert ink[below:below + LINE, layout.left:].sum() > 10 * layout.n_positions  # positions
+    assert ink[below + LINE:below + 2 * LINE, layout.left:].sum() > 50           # "position ->"
+    assert ink[layout.top:below, :layout.left].sum() > 50 * layout.n_directions  # rows, "direction"
+    y0, x0, y1, x1 = layout.legend_marker
+    expected = np.zeros(img.shape[:2], bool)
+    expected[y0:y1, x0:x1] = True                                 # the legend's marker ...
+    assert np.all(img[y0:y1, x0:x1] == RED, axis=-1).sum() > 10
+    assert ink[y0:y1, x1:].sum() > 100                            # ... and what it means
+    for s in unvisited:
+        d, p = divmod(s, layout.n_positions)
+        for panel in range(layout.panels):
+            b0, a0, b1, a1 = layout.box(panel, d, p)
+            expected[b0:b1, a0:a1] = True
+    is_red = np.all(img == RED, axis=-1)
+    assert not (is_red & ~expected).any(), "red outside the unvisited cells and the legend"
+
+
 def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     out, run = tmp_path / "fig.png", tmp_path / "run"
     argv = ["imagine", "--env", ENV_ID, "--out", str(out), "--memory", "typeA",
@@ -131,9 +169,10 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     real = float(re.search(r"([\d.]+)% on held-out real screens", text).group(1))
     assert real >= 95.0  # the CNN judge recognises real screens before it judges imagined ones
     img = load_png(out)
-    layout = Layout(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
+    layout = Layout.labelled(n_positions=4, n_directions=2, height=16, width=16, pad=2, panels=2)
     assert img.shape == (*layout.shape, 3)
     is_red = np.all(img == RED, axis=-1)
+    _check_labels(img, layout, unvisited=[4, 5, 6, 7])
     for panel in (0, 1):
         for d in range(2):
             for p in range(4):
@@ -184,20 +223,58 @@ def test_imagine_on_screens_v0_layout(tmp_path, capsys):
     env = gym.make("memagent/Screens-v0")
     base = env.unwrapped
     out = tmp_path / "screens.png"
-    assert main(["imagine", "--out", str(out), "--steps", "5", "--q-steps", "3000",
+    assert main(["imagine", "--out", str(out), "--steps", "20", "--q-steps", "3000",
                  "--collect-steps", "300", "--epsilon", "0", "--judge-steps", "0",
-                 "--channels", "8,8,8", "--seed", "0"]) == 0
+                 "--channels", "8,8,8", "--seed", "0", "--no-progress"]) == 0
     text = capsys.readouterr().out
+    # progress: a line at every tenth of each phase, with its steps and losses
+    lines = [line for line in text.splitlines() if "training the long-term memory: step" in line]
+    assert [re.search(r"step (\d+)/20", line).group(1) for line in lines] == [str(s) for s in range(2, 21, 2)]
+    assert all(re.search(r"loss [\d,.]+, recon [\d,.]+, kl [\d,.e+-]+, root", line) for line in lines)
+    assert "memagent imagine: Q-learning the behaviour policy: step 3,000/3,000, episodes" in text
+    assert "acting and filing screens by state: step 300/300, states" in text
     n_visited = int(re.search(r"coverage: (\d+)/48", text).group(1))
     assert 0 < n_visited < 48   # the greedy shortest path leaves states unvisited
     unvisited = eval(text.split("unvisited (red cross): ")[1].splitlines()[0])
     img = load_png(out)
-    layout = Layout(base.n_positions, base.n_directions, 64, 64, 2, 2)
+    layout = Layout.labelled(base.n_positions, base.n_directions, 64, 64, 2, 2)
     assert (base.n_positions, base.n_directions) == (12, 4) and img.shape == (*layout.shape, 3)
     is_red = np.all(img == RED, axis=-1)
+    _check_labels(img, layout, unvisited)
     for s in range(48):
         d, p = divmod(s, 12)
         for panel in (0, 1):
             y0, x0, y1, x1 = layout.box(panel, d, p)
             diag = is_red[y0:y1, x0:x1][np.arange(64), np.arange(64)].mean()
             assert (diag > 0.9) == (s in unvisited)
+
+
+def test_type_b_frame_views_name_the_recognised_state():
+    """What `memagent render --out FILE.gif` shows of a Type B run, frame by frame: the
+    reconstruction and imagined screens of the frame's state, and a line with the true and the
+    recognised state (the stand-in: the agent's block must come back in its own cell)."""
+    from memagent.agents.man_adapter import ManAdapter
+
+    from memagent.agent import ScreenView
+    from memagent.commands.render import play
+    from memagent.config import build_config
+
+    config = build_config({"agent": "man", "env_id": ENV_ID, "memory": "typeB", "total_timesteps": 600,
+                           "agent_kwargs": {"collect_steps": 120, "memory_steps": 150, "epsilon": 0.0},
+                           "memory_kwargs": {"learning_rate": 1e-3, "net_kwargs": {
+                               "channels": [8, 16], "stem": 2, "skip": False}}})
+    adapter = ManAdapter(config)
+    adapter.build()
+    adapter.learn(config.total_timesteps)
+    records, outcomes = play(adapter, adapter.make_env(1, seed=3, render=True), episodes=1)
+    assert len(outcomes) == 1 and len(records) == 4 + 3   # 3 steps east, the end held
+    for frame, views, _ in records:
+        assert isinstance(views["reconstruction"], ScreenView) and isinstance(views["imagined"], ScreenView)
+        state = state_of_screen(frame)
+        assert state_of_screen(views["reconstruction"].image) == state
+        assert state_of_screen(views["imagined"].image) == state
+        assert views["state"].startswith(f"true state {state} ")
+        assert f"recognised state {state} (right)" in views["state"]
+    # a state the agent never visited is named so
+    views = adapter.frame_views(np.zeros((16, 16, 3), np.uint8), {"state_id": 5})
+    assert "never visited in training" in views["state"]
