@@ -111,12 +111,13 @@ def test_curriculum_checks_name_the_fix():
         resolve_(curriculum=[[3]], total_timesteps=100)
     assert resolve_(curriculum=[[3, 10]], total_timesteps=100).curriculum == [[3, 10]]
     assert resolve_().curriculum == []  # TMaze-v0's default run has none
-    assert resolve_(env_id="memagent/TMaze-L1000-v0").curriculum == []  # learnt from scratch
+    assert resolve_(env_id="memagent/TMaze-L1000-v0").curriculum == [[10, 60000], [100, 100000]]
 
 
 def test_memory_ppo_presets_are_its_defaults_and_budgets():
     """One set of hyperparameters for every core and maze: the preset's defaults are
-    MemoryPPO's own, and an env preset sets only the budget (it never rescues a core)."""
+    MemoryPPO's own, and an env preset sets only the budget and how it is spent (a T-maze
+    curriculum); it never changes a hyperparameter or a core."""
     import inspect
 
     from memagent.agents.memory_ppo import MemoryPPO
@@ -133,7 +134,7 @@ def test_memory_ppo_presets_are_its_defaults_and_budgets():
     assert "memory_kwargs" not in mppo["default"]
     for env_id, preset in mppo.items():
         if env_id != "default":
-            assert set(preset) <= {"total_timesteps", "n_envs"}, env_id
+            assert set(preset) <= {"total_timesteps", "n_envs", "curriculum"}, env_id
     dqn = preset_for("dqn", "memagent/TMaze-v0")
     assert dqn["memory_kwargs"] == dict(window=16, embed_dim=32, hidden_dim=32)
     assert dqn["agent_kwargs"]["policy_kwargs"] == {"net_arch": [64]}
