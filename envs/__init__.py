@@ -74,11 +74,15 @@ def _env_class(env_id: str):
     return spec, cls
 
 
-def make_engine(env_id: str, n_envs: int, seed: int | None = None, **kwargs):
+def make_engine(env_id: str, n_envs: int, seed: int | None = None, *, device=None, **kwargs):
     """The batched engine of ``env_id`` with ``n_envs`` worlds (the registered kwargs, updated
-    by ``kwargs``), reset."""
+    by ``kwargs``), reset; on numpy (``device=None``) or on a torch ``device`` (see
+    :mod:`memagent.envs.backend`: the same trajectories for a seed)."""
+    from memagent.envs.backend import get_backend
+
+    get_backend(device)     # a bad device fails before the worlds are built
     spec, cls = _env_class(env_id)
-    engine = cls.engine_cls(n_envs, seed=seed, **{**spec.kwargs, **kwargs})
+    engine = cls.engine_cls(n_envs, seed=seed, **{**spec.kwargs, **kwargs}).to(device)
     engine.reset()
     return engine
 

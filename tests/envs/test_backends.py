@@ -1,0 +1,74 @@
+"""The torch backend of the batched engine: the same trajectories as numpy, on the CPU."""
+
+import numpy as np
+import pytest
+import torch
+from memagent.envs import ENVS, make_engine
+
+WORLDS = [(env_id, mode) for env_id in ENVS for mode in ("symbolic", "pixels")]
+
+
+def _run_engines(env_id, mode, n=32, steps=150, seed=3, **kwargs):
+    a = make_engine(env_id, n, seed=seed, obs_mode=mode, **kwargs)
+    b = make_engine(env_id, n, seed=seed, obs_mode=mode, device="cpu", **kwargs)
+    assert b.device == torch.device("cpu") and a.device is None
+    rng = np.random.default_rng(seed)
+    ends = 0
+    for t in range(steps):
+        np.testing.assert_array_equal(a.observe(), b.observe().numpy(), err_msg=f"{env_id} {mode} t={t}")
+        act = rng.integers(0, a.n_actions, n)
+        out_a = a.step(act)
+        for x, y in zip(out_a, b.step(torch.as_tensor(act)), strict=True):
+            np.testing.assert_array_equal(x, y.numpy(), err_msg=f"{env_id} {mode} t={t}")
+        np.testing.assert_array_equal(a.t, b.t.numpy())
+        # the finished worlds, and every 7th step a few more (resets mid-episode too)
+        done = np.flatnonzero(out_a[1] | (a.t >= a.max_steps) | ((t % 7 == 6) & (np.arange(n) % 5 == 0)))
+        if len(done):
+            ends += len(done)
+            a.reset(done)
+            b.reset(torch.as_tensor(done))
+            np.testing.assert_array_equal(a.observe(done), b.observe(torch.as_tensor(done)).numpy())
+    assert ends
+
+
+@pytest.mark.parametrize("env_id,mode", WORLDS)
+def test_engine_torch_matches_numpy(env_id, mode):
+    torch.set_num_threads(1)
+    _run_engines(env_id, mode)
+
+
+def test_engine_torch_matches_numpy_options():
+    _run_engines("memagent/Screens-v0", "pixels", random_start=True, n_distractors=6)
+    _run_engines("memagent/TMaze-v0", "symbolic", n_cues=5, penalty=-0.5)
+    _run_engines("memagent/KeyDoor-v0", "pixels", view_size=5, image_size=48)
+
+
+def test_engine_to_errors():
+    eng = make_engine("memagent/TMaze-v0", 2, device="cpu")
+    with pytest.raises(ValueError, match="already on cpu"):
+        eng.to("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        make_engine("memagent/TMaze-v0", 2, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device; pass device='cpu'"):
+            make_engine("memagent/TMaze-v0", 2, device="cuda")
+    with pytest.raises(ValueError, match="action must be in 0..3"):
+        eng.step(torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="actions must be integers"):
+        eng.step(torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"shape \(n_envs,\) = \(2,\)"):
+        eng.step(torch.zeros(3, dtype=torch.long))
+
+
+def test_engine_torch_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    eng = make_engine("memagent/Screens-v0", 4, seed=0, device="cpu")
+    eng.step(torch.tensor([2, 2, 0, 1]))
+    eng.observe()
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_render_frame_on_torch_engine():
+    for env_id in ENVS:
+        a, b = make_engine(env_id, 2, seed=1), make_engine(env_id, 2, seed=1, device="cpu")
+        np.testing.assert_array_equal(a.render_frame(1), b.render_frame(1))
