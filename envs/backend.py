@@ -158,7 +158,6 @@ class TensorTileRenderer:
     def __init__(self, heights: list[int], widths: list[int], xp: TorchBackend):
         from memagent.envs.render import N_SPRITES, sprites
 
-        th = xp.th
         self.h, self.w = sum(heights), sum(widths)
         hmax = self.hmax = max(heights)
         classes = sorted(set(heights))
