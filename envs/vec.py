@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from memagent.envs.core import GridEngine, check_choice, check_int
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.vec_env import VecTransposeImage, is_vecenv_wrapped
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 
@@ -233,3 +235,36 @@ class DeviceGridVecEnv(GridVecEnv):
         if self.render_mode == "human":
             self.render()
         return obs, reward, done, infos
+
+
+def wants_tensor_transpose(venv) -> bool:
+    """Whether SB3 would transpose ``venv``'s images to channel-first and its observations
+    are tensors (a :class:`DeviceGridVecEnv` of pixels not wrapped yet), so that
+    :class:`TensorVecTransposeImage` must do it instead of SB3's numpy ``VecTransposeImage``."""
+    if not isinstance(venv, VecEnv) or is_vecenv_wrapped(venv, VecTransposeImage):
+        return False
+    inner = venv.unwrapped if hasattr(venv, "unwrapped") else venv
+    space = venv.observation_space
+    return (isinstance(inner, DeviceGridVecEnv) and is_image_space(space)
+            and not is_image_space_channels_first(space))
+
+
+class TensorVecTransposeImage(VecTransposeImage):
+    """SB3's ``VecTransposeImage`` (HxWxC -> CxHxW) for a VecEnv of image tensors: a
+    ``permute`` on the device, and the terminal observations of finished envs only."""
+
+    @staticmethod
+    def transpose_image(image):
+        if isinstance(image, np.ndarray):
+            return VecTransposeImage.transpose_image(image)
+        return image.permute(2, 0, 1) if image.ndim == 3 else image.permute(0, 3, 1, 2)
+
+    def step_wait(self):
+        observations, rewards, dones, infos = self.venv.step_wait()
+        for i in dones.nonzero().flatten().tolist():
+            if "terminal_observation" in infos[i]:
+                infos[i]["terminal_observation"] = self.transpose_image(infos[i]["terminal_observation"])
+        return self.transpose_image(observations), rewards, dones, infos
+
+    def reset(self):
+        return self.transpose_image(self.venv.reset())
