@@ -43,8 +43,13 @@ class NumpyBackend:
         return x.astype(dtype)
 
     def take(self, table, idx):
-        """``table[idx]`` for any integer ``idx`` (``uint8`` tiles and headings included)."""
+        """``table[idx]`` for a 1-D ``table`` and any integer ``idx`` array (``uint8`` tiles
+        and headings included), of ``idx``'s shape."""
         return table[idx]
+
+    def put(self, arr, idx, value) -> None:
+        """``arr[idx] = value`` for a 1-D ``arr`` and a scalar ``value``."""
+        arr[idx] = value
 
     def copyto(self, dst, src, where) -> None:
         np.copyto(dst, src, where=where)
@@ -98,17 +103,23 @@ class TorchBackend:
         return x.to(self.dtype(dtype))
 
     def take(self, table, idx):
-        # a uint8 index would be read as a boolean mask: index with int64
-        return table[idx if idx.dtype == self.th.int64 else idx.long()]
+        # index_select of the flat index: several times faster than advanced indexing on the
+        # CPU; and a uint8 index would be read as a boolean mask
+        if idx.dtype not in (self.th.int64, self.th.int32):
+            idx = idx.long()
+        return table.index_select(0, idx.reshape(-1)).view(idx.shape)
+
+    def put(self, arr, idx, value) -> None:
+        arr.index_fill_(0, idx, value)
 
     def copyto(self, dst, src, where) -> None:
-        dst.copy_(self.th.where(where, src, dst))
+        self.th.where(where, src, dst, out=dst)     # elementwise: writing dst in place is safe
 
     def minimum(self, x, value):
         return x.clamp(max=value)
 
     def add(self, a, b, out) -> None:
-        out.copy_(a + b)
+        self.th.add(a, b, out=out)                  # out may be a strided view
 
     def nonzero(self, mask):
         return self.th.nonzero(mask).flatten()

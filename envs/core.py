@@ -256,8 +256,9 @@ class GridEngine:
             if a.is_floating_point() or a.is_complex():
                 raise ValueError(f"actions must be integers in 0..{self.n_actions - 1}, got dtype {a.dtype}")
             a = a.long()
-        bad = (a < 0) | (a >= self.n_actions)
-        if bad.any():
+        low, high = (int(v) for v in th.aminmax(a))    # one pass; two scalars to the host
+        if low < 0 or high >= self.n_actions:
+            bad = (a < 0) | (a >= self.n_actions)
             raise ValueError(f"action must be in 0..{self.n_actions - 1} "
                              f"({', '.join(self.action_names)}), got {int(a[bad][0])}")
         return a
@@ -273,8 +274,8 @@ class GridEngine:
 
     def _move(self, a: np.ndarray):
         """Absolute move ``a`` where the target tile is passable; sets the heading."""
-        target = self.pos + self.delta[a]
-        tile = self.flat[target]
+        target = self.pos + self.xp.take(self.delta, a)
+        tile = self.xp.take(self.flat, target)
         ok = self.xp.take(self._passable, tile)
         self.xp.copyto(self.pos, target, where=ok)
         self.heading[:] = a
@@ -311,8 +312,8 @@ class GridEngine:
                 gather = self._idx[idx]
                 xp.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
             if out is None:
-                return xp.astype(self.flat[gather], self.observation_space.dtype)
-            out[...] = self.flat[gather]
+                return xp.astype(xp.take(self.flat, gather), self.observation_space.dtype)
+            out[...] = xp.take(self.flat, gather)
             return out
         return self._view_renderer.render(self.view_sprites(idx), out=out)
 
@@ -320,7 +321,7 @@ class GridEngine:
         """Sprite ids of the egocentric view, ``(M, k, k)``: tiles, the agent drawn at the centre."""
         pos = self.pos if idx is None else self.pos[idx]
         xp = self.xp
-        ids = xp.astype(self.flat[pos[:, None] + self.view_offsets], xp.int32)
+        ids = xp.astype(xp.take(self.flat, pos[:, None] + self.view_offsets), xp.int32)
         heading = self.heading if idx is None else self.heading[idx]
         c = self.view_size * self.view_size // 2
         ids[:, c] += (xp.astype(heading, xp.int32) + 1) * N_TILES

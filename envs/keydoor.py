@@ -77,7 +77,7 @@ class KeyDoorEngine(GridEngine):
         self.heading[idx] = RIGHT
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
         chose, success = self._choice(tile, self.n_colours, self.key)
         reward = self._shaped(self.xp.astype(success, self.xp.float32), a, moved, on_junction, chose, success)

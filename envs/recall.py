@@ -65,7 +65,7 @@ class RecallSequenceEngine(GridEngine):
         self.heading[idx] = RIGHT
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
         stage = self.xp.minimum(self.stage, self.n_items - 1)
         chose, right = self._choice(tile, 2, self.items[self._worlds, stage])

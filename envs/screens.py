@@ -158,7 +158,7 @@ class ScreensEngine(GridEngine):
         self.heading[:] = heading
         forward = a == 2
         target = self.pos + xp.take(self.delta, heading) * forward
-        tile = self.flat[target]
+        tile = xp.take(self.flat, target)
         xp.copyto(self.pos, target, where=xp.take(self._passable, tile))
         success = forward & (tile == GOAL)
         return xp.astype(success, xp.float32), success, success

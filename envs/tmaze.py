@@ -96,9 +96,9 @@ class TMazeEngine(GridEngine):
         self.cost[idx] = A(cost.astype(np.float32))
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
-        self.flat[self.sign] = WALL                  # the cue is shown only in the first observation
+        self.xp.put(self.flat, self.sign, WALL)      # the cue is shown only in the first observation
         chose, success = self._choice(tile, self.n_cues, self.cue)
         reward = self._shaped(self.xp.astype(success, self.xp.float32), a, moved, on_junction, chose, success)
         return reward, chose, success
