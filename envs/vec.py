@@ -169,6 +169,10 @@ class StepInfos(Sequence):
     def __len__(self) -> int:
         return self._n
 
+    def built(self) -> list[dict]:
+        """The dicts built so far, the finished worlds' among them, without building more."""
+        return list(self._built.values())
+
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self._n))]

@@ -56,3 +56,16 @@ def test_cnn_policy_on_device_pixels():
     model.learn(256)
     assert model.rollout_buffer.observations.shape[2:] == (3, 64, 64)
     assert math.isfinite(model.logger.name_to_value["train/value_loss"])
+
+
+def test_make_venv_device_for_gridworlds_only():
+    from dataclasses import replace
+
+    from memagent.agents.sb3_adapter import make_venv
+    from memagent.envs.vec import DeviceGridVecEnv, GridVecEnv
+
+    from memagent.config import TrainConfig
+
+    config = replace(TrainConfig(), env_id="memagent/TMaze-v0", n_envs=4)
+    assert isinstance(make_venv(config, device="cpu"), DeviceGridVecEnv)
+    assert type(make_venv(config)) is GridVecEnv
