@@ -69,3 +69,22 @@ def test_make_venv_device_for_gridworlds_only():
     config = replace(TrainConfig(), env_id="memagent/TMaze-v0", n_envs=4)
     assert isinstance(make_venv(config, device="cpu"), DeviceGridVecEnv)
     assert type(make_venv(config)) is GridVecEnv
+
+
+def test_bench_gpu_smoke(tmp_path):
+    import json
+
+    from memagent.cli import main
+
+    out = tmp_path / "gpu.json"
+    assert main(["bench", "gpu", "--sizes", "8", "16", "--ppo-sizes", "4", "--cores", "gru",
+                 "--n-steps", "8", "--n-epochs", "1", "--repeats", "1", "--min-time", "0.05",
+                 "--devices", "cpu", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r[:2] for r in data["engine_rows"]] == [[8, "numpy"], [8, "torch cpu"],
+                                                    [16, "numpy"], [16, "torch cpu"]]
+    assert [r[3] for r in data["train_rows"]] == ["numpy env", "numpy env", "device env"]
+    assert all(r[4] > 0 for r in data["train_rows"]) and data["cuda_measured"] is False
+    assert main(["bench", "gpu", "--sizes", "0"]) == 2
+    if not torch.cuda.is_available():
+        assert main(["bench", "gpu", "--devices", "cuda"]) == 2
