@@ -88,3 +88,13 @@ def test_bench_gpu_smoke(tmp_path):
     assert main(["bench", "gpu", "--sizes", "0"]) == 2
     if not torch.cuda.is_available():
         assert main(["bench", "gpu", "--devices", "cuda"]) == 2
+
+
+def test_trained_on_device_env_saves_and_evaluates_on_numpy(tmp_path):
+    from memagent.evaluation import success_rate
+
+    torch.set_num_threads(1)
+    model = _model("cpu", n_envs=4).learn(256)
+    model.save(tmp_path / "m.zip")
+    loaded = MemoryPPO.load(tmp_path / "m.zip", env=make_vec("memagent/TMaze-v0", 2, seed=1), device="cpu")
+    assert 0.0 <= success_rate(loaded, make_vec("memagent/TMaze-v0", 2, seed=1), 4) <= 1.0
