@@ -6,35 +6,38 @@ import torch
 from memagent.envs import ENVS, make_engine
 
 WORLDS = [(env_id, mode) for env_id in ENVS for mode in ("symbolic", "pixels")]
+#: every test runs on the CPU; a machine with a GPU checks the CUDA backend too
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _run_engines(env_id, mode, n=32, steps=150, seed=3, **kwargs):
+def _run_engines(env_id, mode, n=32, steps=150, seed=3, device="cpu", **kwargs):
     a = make_engine(env_id, n, seed=seed, obs_mode=mode, **kwargs)
-    b = make_engine(env_id, n, seed=seed, obs_mode=mode, device="cpu", **kwargs)
-    assert b.device == torch.device("cpu") and a.device is None
+    b = make_engine(env_id, n, seed=seed, obs_mode=mode, device=device, **kwargs)
+    assert b.device == torch.device(device) and a.device is None
     rng = np.random.default_rng(seed)
     ends = 0
     for t in range(steps):
-        np.testing.assert_array_equal(a.observe(), b.observe().numpy(), err_msg=f"{env_id} {mode} t={t}")
+        np.testing.assert_array_equal(a.observe(), b.observe().cpu().numpy(), err_msg=f"{env_id} {mode} t={t}")
         act = rng.integers(0, a.n_actions, n)
         out_a = a.step(act)
         for x, y in zip(out_a, b.step(torch.as_tensor(act)), strict=True):
-            np.testing.assert_array_equal(x, y.numpy(), err_msg=f"{env_id} {mode} t={t}")
-        np.testing.assert_array_equal(a.t, b.t.numpy())
+            np.testing.assert_array_equal(x, y.cpu().numpy(), err_msg=f"{env_id} {mode} t={t}")
+        np.testing.assert_array_equal(a.t, b.t.cpu().numpy())
         # the finished worlds, and every 7th step a few more (resets mid-episode too)
         done = np.flatnonzero(out_a[1] | (a.t >= a.max_steps) | ((t % 7 == 6) & (np.arange(n) % 5 == 0)))
         if len(done):
             ends += len(done)
             a.reset(done)
-            b.reset(torch.as_tensor(done))
-            np.testing.assert_array_equal(a.observe(done), b.observe(torch.as_tensor(done)).numpy())
+            b.reset(torch.as_tensor(done, device=device))
+            np.testing.assert_array_equal(a.observe(done), b.observe(torch.as_tensor(done, device=device)).cpu().numpy())
     assert ends
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("env_id,mode", WORLDS)
-def test_engine_torch_matches_numpy(env_id, mode):
+def test_engine_torch_matches_numpy(env_id, mode, device):
     torch.set_num_threads(1)
-    _run_engines(env_id, mode)
+    _run_engines(env_id, mode, device=device)
 
 
 def test_engine_torch_matches_numpy_options():
