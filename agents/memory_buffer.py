@@ -1,7 +1,8 @@
 """The rollout buffer of :class:`memagent.agents.memory_ppo.MemoryPPO`.
 
 Everything is kept time-major, ``(n_steps, n_envs, ...)`` (Dict observations: a dict of such
-tensors, one per key), as torch tensors on the algorithm's device, and the memory state is
+tensors, one per key), as torch tensors on the algorithm's device (rewards, returns and
+advantages too: a rollout from a device VecEnv never visits the host), and the memory state is
 stored once per rollout per env (the state at the rollout's start), not per step.
 Minibatches are subsets of envs with their full sequence (the same envs in every key), so
 training recomputes the memory over the sequence from that stored state in one forward
@@ -50,13 +51,12 @@ class MemoryRolloutBuffer:
         self.gamma, self.gae_lambda = gamma, gae_lambda
         self.observations: Obs | None = None
         self.actions: th.Tensor | None = None
-        self.rewards = np.zeros((n_steps, n_envs), dtype=np.float32)
-        self.values = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.rewards = th.zeros(n_steps, n_envs, device=device)
         self.episode_starts = th.zeros(n_steps, n_envs, device=device)
         self.values_t = th.zeros(n_steps, n_envs, device=device)
         self.log_probs = th.zeros(n_steps, n_envs, device=device)
-        self.returns = np.zeros((n_steps, n_envs), dtype=np.float32)
-        self.advantages = np.zeros((n_steps, n_envs), dtype=np.float32)
+        self.returns = th.zeros(n_steps, n_envs, device=device)
+        self.advantages = th.zeros(n_steps, n_envs, device=device)
         self.memory_state: State = ()
         self.pos = 0
 
@@ -65,7 +65,7 @@ class MemoryRolloutBuffer:
         self.memory_state = tuple(s.detach() for s in memory_state)
         self.pos = 0
 
-    def add(self, obs: Obs, actions: th.Tensor, rewards: np.ndarray,
+    def add(self, obs: Obs, actions: th.Tensor, rewards: th.Tensor | np.ndarray,
             episode_starts: th.Tensor, values: th.Tensor, log_probs: th.Tensor) -> None:
         """Store one step of every env (``obs (B, ...)`` or a dict of them, ``values (B, 1)``, ...)."""
         if self.pos == 0:  # (re)allocate at a rollout's start: (B, ...) -> (T, B, ...)
@@ -78,7 +78,7 @@ class MemoryRolloutBuffer:
         else:
             self.observations[t] = obs
         self.actions[t] = actions
-        self.rewards[t] = rewards
+        self.rewards[t] = th.as_tensor(rewards, device=self.device)
         self.episode_starts[t] = episode_starts
         self.values_t[t] = values.flatten()
         self.log_probs[t] = log_probs
@@ -92,20 +92,26 @@ class MemoryRolloutBuffer:
     def full(self) -> bool:
         return self.pos == self.n_steps
 
-    def compute_returns_and_advantage(self, last_values: th.Tensor, dones: np.ndarray) -> None:
-        """GAE(lambda) advantages and lambda-returns, bootstrapped from ``last_values (B, 1)``."""
-        self.values = self.values_t.cpu().numpy()
-        starts = self.episode_starts.cpu().numpy()
-        next_values = last_values.flatten().cpu().numpy()
-        next_non_terminal = 1.0 - dones.astype(np.float32)
-        last_gae = np.zeros(self.n_envs, dtype=np.float32)
+    @property
+    def values(self) -> th.Tensor:
+        """``(T, B)`` value estimates of the rollout (on the device)."""
+        return self.values_t
+
+    def compute_returns_and_advantage(self, last_values: th.Tensor,
+                                      dones: th.Tensor | np.ndarray) -> None:
+        """GAE(lambda) advantages and lambda-returns, bootstrapped from ``last_values (B, 1)``,
+        on the buffer's device (``dones (B,)``: the episode starts after the last step)."""
+        values, starts = self.values_t, self.episode_starts
+        next_values = last_values.flatten()
+        next_non_terminal = 1.0 - th.as_tensor(dones, dtype=th.float32, device=self.device)
+        last_gae = th.zeros(self.n_envs, device=self.device)
         for t in reversed(range(self.n_steps)):
             if t < self.n_steps - 1:
-                next_non_terminal, next_values = 1.0 - starts[t + 1], self.values[t + 1]
-            delta = self.rewards[t] + self.gamma * next_values * next_non_terminal - self.values[t]
+                next_non_terminal, next_values = 1.0 - starts[t + 1], values[t + 1]
+            delta = self.rewards[t] + self.gamma * next_values * next_non_terminal - values[t]
             last_gae = delta + self.gamma * self.gae_lambda * next_non_terminal * last_gae
             self.advantages[t] = last_gae
-        self.returns = self.advantages + self.values
+        self.returns = self.advantages + values
 
     def get(self, envs_per_batch: int,
             select_state: Callable[[State, th.Tensor], State]) -> Iterator[MemoryRolloutSamples]:
@@ -116,8 +122,6 @@ class MemoryRolloutBuffer:
         """
         assert self.full, "the rollout is not complete"
         T = self.n_steps
-        tensors = {name: th.as_tensor(getattr(self, name), device=self.device)
-                   for name in ("advantages", "returns")}
         for start in range(0, self.n_envs, envs_per_batch):
             if start == 0:
                 order = th.randperm(self.n_envs, device=self.device)
@@ -133,8 +137,8 @@ class MemoryRolloutBuffer:
                 actions=flat(self.actions),
                 old_values=flat(self.values_t),
                 old_log_prob=flat(self.log_probs),
-                advantages=flat(tensors["advantages"]),
-                returns=flat(tensors["returns"]),
+                advantages=flat(self.advantages),
+                returns=flat(self.returns),
                 episode_starts=self.episode_starts[:, idx],
                 memory_state=select_state(self.memory_state, idx),
             )

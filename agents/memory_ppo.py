@@ -150,10 +150,25 @@ class MemoryPPO(OnPolicyAlgorithm):
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps,
                                     tb_log_name, progress_bar)
 
+    @staticmethod
+    def _wrap_env(env, verbose: int = 0, monitor_wrapper: bool = True):
+        """SB3's wrapping, and channel-first images of a device VecEnv transposed as tensors."""
+        from memagent.envs.vec import TensorVecTransposeImage, wants_tensor_transpose
+
+        if wants_tensor_transpose(env):
+            env = TensorVecTransposeImage(env)
+        return OnPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback,
                          rollout_buffer: RolloutBuffer | MemoryRolloutBuffer,
                          n_rollout_steps: int) -> bool:
-        """Step every env ``n_rollout_steps`` times, the memory one step at a time (T=1)."""
+        """Step every env ``n_rollout_steps`` times, the memory one step at a time (T=1).
+
+        A VecEnv of numpy arrays and one of device tensors (``make_vec(..., device=...)``)
+        take the same path: observations, rewards and dones become tensors on the
+        algorithm's device (a no-op for a device VecEnv on that device), actions go to a
+        tensor VecEnv as tensors, and only the finished envs' indices and infos are read on
+        the host."""
         assert self._last_obs is not None, "No previous observation was provided"
         self.policy.set_training_mode(False)
         dev = self.device
@@ -163,45 +178,69 @@ class MemoryPPO(OnPolicyAlgorithm):
         rollout_buffer.reset(state)
         callback.on_rollout_start()
         starts = th.as_tensor(self._last_episode_starts, dtype=th.float32, device=dev)
-        box = isinstance(self.action_space, spaces.Box)
         n_steps = 0
         while n_steps < n_rollout_steps:
-            obs_tensor = obs_as_tensor(self._last_obs, dev)
+            obs_tensor = _obs_tensor(self._last_obs, dev)
             with th.no_grad():
                 actions, values, log_probs, state = self.policy(obs_tensor, state, starts)
-            clipped_actions = actions.cpu().numpy()
-            if box:
-                clipped_actions = (self.policy.unscale_action(clipped_actions) if self.policy.squash_output
-                                   else np.clip(clipped_actions, self.action_space.low,
-                                                self.action_space.high))
-            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            new_obs, rewards, dones, infos = env.step(self._env_actions(actions, self._last_obs))
             self.num_timesteps += env.num_envs
             callback.update_locals(locals())
             if not callback.on_step():
                 return False
-            self._update_info_buffer(infos, dones)
+            done_idx = (dones.nonzero().flatten() if isinstance(dones, th.Tensor)
+                        else np.flatnonzero(dones)).tolist()
+            done_infos = [infos[i] for i in done_idx]
+            self._update_info_buffer(done_infos, np.ones(len(done_idx), dtype=bool))
             n_steps += 1
-            # A time-limit truncation bootstraps with the value of the terminal observation,
-            # read by the memory as the episode's next step (SB3 issue #633).
-            for idx in np.flatnonzero(dones) if self.bootstrap_truncated else ():
-                if (infos[idx].get("terminal_observation") is not None
-                        and infos[idx].get("TimeLimit.truncated", False)):
-                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
-                    with th.no_grad():
-                        sub = self.policy.select_state(state, th.tensor([idx], device=dev))
-                        value = self.policy.predict_values(terminal_obs, sub, th.zeros(1, device=dev))
-                    rewards[idx] += self.gamma * float(value[0, 0])
+            rewards = th.as_tensor(rewards, dtype=th.float32, device=dev)
+            if self.bootstrap_truncated and done_idx:
+                self._bootstrap_truncated(rewards, state, done_idx, done_infos)
             rollout_buffer.add(obs_tensor, actions, rewards, starts, values, log_probs)
             self._last_obs = new_obs
             self._last_episode_starts = dones
             starts = th.as_tensor(dones, dtype=th.float32, device=dev)
         self._last_memory_state = state
         with th.no_grad():
-            values = self.policy.predict_values(obs_as_tensor(new_obs, dev), state, starts)
-        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+            values = self.policy.predict_values(_obs_tensor(new_obs, dev), state, starts)
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=starts)
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
+
+    def _env_actions(self, actions: th.Tensor, obs):
+        """The policy's actions as the VecEnv takes them: tensors for a VecEnv of tensors,
+        numpy arrays otherwise; ``Box`` actions clipped to the space (or unscaled)."""
+        box = isinstance(self.action_space, spaces.Box)
+        if _is_tensor_obs(obs):
+            if box:
+                low = th.as_tensor(self.action_space.low, device=actions.device)
+                high = th.as_tensor(self.action_space.high, device=actions.device)
+                actions = (low + 0.5 * (actions + 1.0) * (high - low) if self.policy.squash_output
+                           else th.clamp(actions, low, high))
+            return actions
+        clipped = actions.cpu().numpy()
+        if box:
+            clipped = (self.policy.unscale_action(clipped) if self.policy.squash_output
+                       else np.clip(clipped, self.action_space.low, self.action_space.high))
+        return clipped
+
+    def _bootstrap_truncated(self, rewards: th.Tensor, state, done_idx: list[int],
+                             done_infos: list[dict]) -> None:
+        """At a time-limit truncation add ``gamma * V(terminal obs)`` to the reward, the
+        terminal observation read by the memory as the episode's next step (SB3 issue
+        #633); one batched forward for all the envs truncated at this step."""
+        trunc = [(i, info["terminal_observation"]) for i, info in zip(done_idx, done_infos, strict=True)
+                 if info.get("terminal_observation") is not None
+                 and info.get("TimeLimit.truncated", False)]
+        if not trunc:
+            return
+        index = th.as_tensor([i for i, _ in trunc], device=self.device)
+        terminal = _stack_obs([obs for _, obs in trunc], self.device)
+        with th.no_grad():
+            sub = self.policy.select_state(state, index)
+            value = self.policy.predict_values(terminal, sub, th.zeros(len(trunc), device=self.device))
+        rewards[index] += self.gamma * value.flatten()
 
     def train(self) -> None:
         """PPO epochs over minibatches of envs, each recomputed over its whole sequence."""
@@ -262,7 +301,8 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.logger.record("train/clip_fraction", mean["clip"])
         self.logger.record("train/loss", float(loss.detach()))
         self.logger.record("train/explained_variance",
-                           explained_variance(buf.values.flatten(), buf.returns.flatten()))
+                           explained_variance(buf.values_t.flatten().cpu().numpy(),
+                                              buf.returns.flatten().cpu().numpy()))
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -276,3 +316,28 @@ class MemoryPPO(OnPolicyAlgorithm):
         return super().learn(total_timesteps=total_timesteps, callback=callback,
                              log_interval=log_interval, tb_log_name=tb_log_name,
                              reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)
+
+
+def _is_tensor_obs(obs) -> bool:
+    return isinstance(obs, th.Tensor) or (isinstance(obs, dict) and
+                                          any(isinstance(v, th.Tensor) for v in obs.values()))
+
+
+def _obs_tensor(obs, device: th.device):
+    """A VecEnv's observations as tensors on ``device``: numpy arrays (or dicts of them) as
+    SB3's ``obs_as_tensor``; tensors moved (a no-op where they already are)."""
+    if isinstance(obs, th.Tensor):
+        return obs.to(device)
+    if isinstance(obs, dict) and _is_tensor_obs(obs):
+        return {k: th.as_tensor(v, device=device) for k, v in obs.items()}
+    return obs_as_tensor(obs, device)
+
+
+def _stack_obs(observations: list, device: th.device):
+    """Single observations (arrays, tensors, or dicts of them) as one batch on ``device``."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {k: _stack_obs([o[k] for o in observations], device) for k in first}
+    if isinstance(first, th.Tensor):
+        return th.stack(observations).to(device)
+    return th.as_tensor(np.stack(observations), device=device)

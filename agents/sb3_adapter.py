@@ -33,11 +33,13 @@ from memagent.agent import Agent, Episodes, LearnCallback, register_agent
 # --------------------------------------------------------------------------- envs
 
 
-def make_venv(config, n_envs: int | None = None, seed: int | None = None, render: bool = False):
+def make_venv(config, n_envs: int | None = None, seed: int | None = None, render: bool = False,
+              device=None):
     """The vectorised env of a run, before any agent-specific wrapper.
 
     ``render=True`` gives one env with ``render_mode="rgb_array"`` whose ``info["frame"]``
-    holds the screen after every step, the last of an episode included.
+    holds the screen after every step, the last of an episode included. ``device``: a
+    gridworld's engine on that torch device (``make_vec(..., device=)``); others ignore it.
     """
     n = n_envs or config.n_envs
     seed = config.seed if seed is None else seed
@@ -53,7 +55,7 @@ def make_venv(config, n_envs: int | None = None, seed: int | None = None, render
         from memagent.envs import ENVS, make_vec
 
         if config.env_id in ENVS:  # the gridworlds: one batched engine
-            return make_vec(config.env_id, n, seed=seed, **kwargs)
+            return make_vec(config.env_id, n, seed=seed, device=device, **kwargs)
         from stable_baselines3.common.env_util import make_vec_env
 
         return make_vec_env(config.env_id, n_envs=n, seed=seed, env_kwargs=kwargs)
@@ -396,6 +398,14 @@ class MemoryPPOAgent(SB3Agent):
     def policy_kwargs(self, wrapper_kwargs: dict) -> dict:
         return {"memory": self.config.memory, "memory_kwargs": dict(self.config.memory_kwargs),
                 **super().policy_kwargs(wrapper_kwargs)}
+
+    def _train_env(self, norm_path=None):
+        """On CUDA a gridworld's training envs live on the GPU too (the rollout never visits
+        the host); on the CPU, and with ``normalize`` (VecNormalize is numpy), numpy envs."""
+        device = getattr(self.device, "type", str(self.device))
+        if device != "cuda" or self.config.normalize or norm_path is not None:
+            return super()._train_env(norm_path)
+        return self.wrap(make_venv(self.config, device=self.device))
 
 
 @register_agent("ppo", "stable-baselines3 PPO, no memory (the baseline)")

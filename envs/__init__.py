@@ -74,18 +74,22 @@ def _env_class(env_id: str):
     return spec, cls
 
 
-def make_engine(env_id: str, n_envs: int, seed: int | None = None, **kwargs):
+def make_engine(env_id: str, n_envs: int, seed: int | None = None, *, device=None, **kwargs):
     """The batched engine of ``env_id`` with ``n_envs`` worlds (the registered kwargs, updated
-    by ``kwargs``), reset."""
+    by ``kwargs``), reset; on numpy (``device=None``) or on a torch ``device`` (see
+    :mod:`memagent.envs.backend`: the same trajectories for a seed)."""
+    from memagent.envs.backend import get_backend
+
+    get_backend(device)     # a bad device fails before the worlds are built
     spec, cls = _env_class(env_id)
-    engine = cls.engine_cls(n_envs, seed=seed, **{**spec.kwargs, **kwargs})
+    engine = cls.engine_cls(n_envs, seed=seed, **{**spec.kwargs, **kwargs}).to(device)
     engine.reset()
     return engine
 
 
 def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
              max_episode_steps: int | None = None, render_mode: str | None = None,
-             reuse_obs: bool = False, **kwargs):
+             reuse_obs: bool = False, device=None, **kwargs):
     """An SB3 ``VecEnv`` of ``n_envs`` worlds of ``env_id``, backed by one batched engine.
 
     :param env_id: a registered memagent id (``memagent envs`` lists them).
@@ -96,13 +100,23 @@ def make_vec(env_id: str, n_envs: int, seed: int | None = None, *,
     :param render_mode: ``None``, ``"rgb_array"`` or ``"human"`` (shows world 0).
     :param reuse_obs: reuse observation arrays nobody references any more (opt-in; see
         :class:`memagent.envs.vec.GridVecEnv`).
+    :param device: ``None`` (default): numpy arrays on the host (:class:`GridVecEnv`); a
+        torch device (``"cpu"``, ``"cuda"``, ``torch.device``): the engine on that device and
+        observations, rewards and dones as its tensors (:class:`DeviceGridVecEnv`), the same
+        trajectories for a seed.
     :param kwargs: the world's constructor arguments (``obs_mode``, ``length``, ...).
     """
-    from memagent.envs.vec import GridVecEnv
+    from memagent.envs.vec import DeviceGridVecEnv, GridVecEnv
 
-    engine = make_engine(env_id, n_envs, seed=seed, **kwargs)
-    venv = GridVecEnv(engine, max_episode_steps or engine.max_steps, render_mode=render_mode,
-                      reuse_obs=reuse_obs)
+    if device is not None and reuse_obs:
+        raise ValueError("reuse_obs is for the numpy VecEnv (device=None); drop reuse_obs "
+                         "with device=...")
+    engine = make_engine(env_id, n_envs, seed=seed, device=device, **kwargs)
+    limit = max_episode_steps or engine.max_steps
+    if device is None:
+        venv = GridVecEnv(engine, limit, render_mode=render_mode, reuse_obs=reuse_obs)
+    else:
+        venv = DeviceGridVecEnv(engine, limit, render_mode=render_mode)
     if seed is not None:
         venv.seed(seed)
     return venv

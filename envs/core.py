@@ -9,7 +9,9 @@ an engine with ``n_envs=1``; the SB3 ``VecEnv`` (:mod:`memagent.envs.vec`) is an
 ``n_envs=N``.
 
 Subclasses (one per world) set the map size, draw layouts in ``_reset(idx)`` and define the
-rules in ``_step(actions)``.
+rules in ``_step(actions)``, written once for both array backends (:mod:`memagent.envs.backend`):
+an engine is built with numpy on the host and :meth:`GridEngine.to` moves it to a torch
+device, where the same rules step torch tensors.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 from memagent.envs import render as _render
+from memagent.envs.backend import NUMPY, TensorTileRenderer, get_backend
 from memagent.envs.render import (  # noqa: F401  (tile ids are part of this module's API)
     CUE0,
     DISTRACTOR0,
@@ -75,8 +78,13 @@ class GridEngine:
     :param seed: seed of the engine's ``numpy.random.Generator`` (the only source of randomness).
 
     Subclasses set ``self.map_h, self.map_w`` (the map with its walls) before calling
-    ``super().__init__`` and implement ``_reset(idx)`` and ``_step(actions)``.
+    ``super().__init__`` and implement ``_reset(idx)`` and ``_step(actions)``, with the
+    backend's namespace ``self.xp`` where numpy and torch differ, and random draws taken from
+    ``self.rng`` on the host and moved with ``self.xp.asarray``.
     """
+
+    #: array attributes :meth:`to` leaves on the host (read by host-side code only)
+    host_arrays: tuple[str, ...] = ()
 
     n_actions = 4
     action_names = ("up", "right", "down", "left")
@@ -94,6 +102,8 @@ class GridEngine:
             raise ValueError(f"view_size must be odd (3, 5, 7, ...), got {k}")
         self.image_size = check_int("image_size", image_size, 36)
         self.rng = np.random.default_rng(seed)
+        self.xp = NUMPY
+        self._passable = PASSABLE
         self._cue_queue: list[int] = []
         r = k // 2
         self.pad = r
@@ -107,6 +117,7 @@ class GridEngine:
         self.base = np.arange(self.n, dtype=np.int64) * cells     # flat index of each world's (0, 0)
         self.pos = np.zeros(self.n, dtype=np.int64)               # absolute flat index of the agent
         self.t = np.zeros(self.n, dtype=np.int64)                 # steps since reset
+        self._all = np.arange(self.n, dtype=np.int64)
         self.delta = MOVE_DYX[:, 0] * self.wp + MOVE_DYX[:, 1]    # flat offset of each move
         dy, dx = np.divmod(np.arange(k * k), k)
         self.view_offsets = (dy - r) * self.wp + (dx - r)         # (k*k,) egocentric offsets
@@ -126,6 +137,44 @@ class GridEngine:
             self._view_renderer = _render.TileRenderer(sizes, sizes)
         self.action_space = spaces.Discrete(self.n_actions)
 
+    # -- backends -------------------------------------------------------------------------
+    @property
+    def device(self):
+        """The torch device of the engine's arrays, ``None`` for numpy on the host."""
+        return self.xp.device
+
+    def to(self, device) -> GridEngine:
+        """Move the engine to a torch ``device`` (``"cpu"``, ``"cuda"``, a ``torch.device``);
+        ``None`` keeps numpy. Returns the engine. Only a numpy engine can be moved (build a
+        new one to change devices); the state moves as it is (a reset engine stays reset).
+
+        :raises ValueError: ``device`` is not a device, or the engine is already on one.
+        """
+        xp = get_backend(device)
+        if xp.is_numpy:
+            return self
+        if not self.xp.is_numpy:
+            raise ValueError(f"this engine is already on {self.xp.device}; build a new one "
+                             "(make_engine(..., device=...)) to change devices")
+        flat, flat_t = self.flat, xp.asarray(self.flat)
+        origin = flat.__array_interface__["data"][0]
+        for name, value in list(vars(self).items()):
+            if not isinstance(value, np.ndarray) or value.dtype.kind == "V" or name in self.host_arrays:
+                continue
+            if value is flat:
+                setattr(self, name, flat_t)
+            elif np.may_share_memory(value, flat):    # a view of the map: stays a view
+                offset = value.__array_interface__["data"][0] - origin
+                strides = tuple(s // flat.itemsize for s in value.strides)
+                setattr(self, name, xp.th.as_strided(flat_t, value.shape, strides, offset // flat.itemsize))
+            else:
+                setattr(self, name, xp.asarray(value))
+        self.xp = xp
+        if self.obs_mode == "pixels":
+            sizes = _render.split(self.image_size, self.view_size)
+            self._view_renderer = TensorTileRenderer(sizes, sizes, xp)
+        return self
+
     # -- coordinates --------------------------------------------------------------------
     def cell_index(self, row, col, env=None):
         """Absolute flat index of map cell ``(row, col)`` (map coordinates, walls included)."""
@@ -136,8 +185,8 @@ class GridEngine:
         """The agent's (row, col) in map coordinates."""
         base = self.base if env is None else self.base[env]
         pos = self.pos if env is None else self.pos[env]
-        r, c = np.divmod(pos - base, self.wp)
-        return r - self.pad, c - self.pad
+        rel = pos - base
+        return rel // self.wp - self.pad, rel % self.wp - self.pad
 
     # -- the API the Env and VecEnv views use ---------------------------------------------
     def seed(self, seed: int | None = None) -> None:
@@ -170,12 +219,15 @@ class GridEngine:
 
     def reset(self, idx: np.ndarray | None = None) -> None:
         """Start a new episode in the worlds ``idx`` (all when None)."""
-        idx = np.arange(self.n) if idx is None else np.asarray(idx, dtype=np.int64)
+        idx = self._all if idx is None else self.xp.asarray(idx, dtype=self.xp.int64)
         self.t[idx] = 0
         self._reset(idx)
 
     def check_actions(self, actions) -> np.ndarray:
-        """``actions`` as an ``int64`` array of shape ``(n_envs,)``, or a ValueError."""
+        """``actions`` as an ``int64`` array of shape ``(n_envs,)``, or a ValueError. A torch
+        engine takes tensors (on any device) and numpy arrays."""
+        if not self.xp.is_numpy:
+            return self._check_tensor_actions(actions)
         a = np.asarray(actions)
         if a.shape != (self.n,):
             if a.size == self.n and a.ndim == 2 and a.shape[1] == 1:
@@ -192,6 +244,25 @@ class GridEngine:
                              f"({', '.join(self.action_names)}), got {bad}")
         return a
 
+    def _check_tensor_actions(self, actions):
+        th = self.xp.th
+        a = self.xp.asarray(actions)
+        if tuple(a.shape) != (self.n,):
+            if a.numel() == self.n and a.ndim == 2 and a.shape[1] == 1:
+                a = a.reshape(self.n)
+            else:
+                raise ValueError(f"actions must have shape (n_envs,) = ({self.n},), got {tuple(a.shape)}")
+        if a.dtype != th.int64:
+            if a.is_floating_point() or a.is_complex():
+                raise ValueError(f"actions must be integers in 0..{self.n_actions - 1}, got dtype {a.dtype}")
+            a = a.long()
+        low, high = (int(v) for v in th.aminmax(a))    # one pass; two scalars to the host
+        if low < 0 or high >= self.n_actions:
+            bad = (a < 0) | (a >= self.n_actions)
+            raise ValueError(f"action must be in 0..{self.n_actions - 1} "
+                             f"({', '.join(self.action_names)}), got {int(a[bad][0])}")
+        return a
+
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply one action per world; returns ``(reward float32, terminated bool, success bool)``.
 
@@ -203,16 +274,16 @@ class GridEngine:
 
     def _move(self, a: np.ndarray):
         """Absolute move ``a`` where the target tile is passable; sets the heading."""
-        target = self.pos + self.delta[a]
-        tile = self.flat[target]
-        ok = PASSABLE[tile]
-        np.copyto(self.pos, target, where=ok)
+        target = self.pos + self.xp.take(self.delta, a)
+        tile = self.xp.take(self.flat, target)
+        ok = self.xp.take(self._passable, tile)
+        self.xp.copyto(self.pos, target, where=ok)
         self.heading[:] = a
         return tile, ok
 
     def _choice(self, tile: np.ndarray, n_doors: int, target: np.ndarray):
         """Whether the move entered one of doors ``0..n_doors-1``, and whether it was ``target``."""
-        door = tile - np.uint8(DOOR0)                # uint8: non-doors wrap to large values
+        door = tile - DOOR0                          # uint8: non-doors wrap to large values
         chose = door < n_doors
         return chose, chose & (door == target)
 
@@ -223,7 +294,7 @@ class GridEngine:
         so waiting at the junction for the time limit never pays. Worlds with doors set
         ``penalty`` and ``cost``."""
         if self.penalty:
-            reward += np.float32(self.penalty) * (chose & ~success)
+            reward += self.xp.astype(chose & ~success, self.xp.float32) * self.penalty
         east = a == RIGHT
         free = (moved & east) | (on_junction & (moved | chose) & (a != LEFT))
         reward -= self.cost * ~free
@@ -233,25 +304,27 @@ class GridEngine:
         """Observations of the worlds ``idx`` (all when None): a new array, or written into
         ``out`` (C-contiguous, ``(M,) + observation_space.shape``) when given."""
         if self.obs_mode == "symbolic":
+            xp = self.xp
             if idx is None:
                 gather = self._idx
-                np.add(self.pos[:, None], self.view_offsets, out=gather[:, :-1])
+                xp.add(self.pos[:, None], self.view_offsets, out=gather[:, :-1])
             else:
                 gather = self._idx[idx]
-                np.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
+                xp.add(self.pos[idx, None], self.view_offsets, out=gather[:, :-1])
             if out is None:
-                return self.flat[gather].astype(self.observation_space.dtype)
-            out[...] = self.flat[gather]
+                return xp.astype(xp.take(self.flat, gather), self.observation_space.dtype)
+            out[...] = xp.take(self.flat, gather)
             return out
         return self._view_renderer.render(self.view_sprites(idx), out=out)
 
     def view_sprites(self, idx=None) -> np.ndarray:
         """Sprite ids of the egocentric view, ``(M, k, k)``: tiles, the agent drawn at the centre."""
         pos = self.pos if idx is None else self.pos[idx]
-        ids = self.flat[pos[:, None] + self.view_offsets].astype(np.int32)
+        xp = self.xp
+        ids = xp.astype(xp.take(self.flat, pos[:, None] + self.view_offsets), xp.int32)
         heading = self.heading if idx is None else self.heading[idx]
         c = self.view_size * self.view_size // 2
-        ids[:, c] += (heading.astype(np.int32) + 1) * N_TILES
+        ids[:, c] += (xp.astype(heading, xp.int32) + 1) * N_TILES
         return ids.reshape(-1, self.view_size, self.view_size)
 
     def info_arrays(self) -> dict[str, np.ndarray]:
@@ -268,7 +341,7 @@ class GridEngine:
         ar, ac = (int(v) for v in self.agent_rc(env))
         w = min(self.map_w, self.render_cols)
         c0 = int(np.clip(ac - w // 2, 0, self.map_w - w))
-        ids = self.grid[env, r:r + self.map_h, r + c0:r + c0 + w].astype(np.int32)
+        ids = self.xp.to_numpy(self.grid[env, r:r + self.map_h, r + c0:r + c0 + w]).astype(np.int32)
         lit = np.zeros(ids.shape, dtype=np.int32)
         lit[max(ar - r, 0):ar + r + 1, max(ac - c0 - r, 0):ac - c0 + r + 1] = _render.N_SPRITES
         ids[ar, ac - c0] += (int(self.heading[env]) + 1) * N_TILES

@@ -61,26 +61,26 @@ class KeyDoorEngine(GridEngine):
         return keydoor_max_steps(self.delay, self.n_colours)
 
     def _reset(self, idx):
-        m, n, rng = len(idx), self.n_colours, self.rng
+        m, n, rng, A = len(idx), self.n_colours, self.rng, self.xp.asarray
         key = rng.integers(0, n, m).astype(np.uint8)
         worlds, queued = self._queued_cues(m)
         key[worlds] = queued
-        self.key[idx] = key
-        self.flat[self.key_cell[idx]] = KEY0 + key
+        self.key[idx] = A(key)
+        self.flat[self.key_cell[idx]] = A(KEY0 + key)
         # distractors: balls of the key colours on random cells of the delay region
         balls = DISTRACTOR0 + rng.integers(0, n, (m, self.rows, self.delay))
         on = rng.random((m, self.rows, self.delay)) < self.density
-        self.region[idx] = np.where(on, balls, FLOOR).astype(np.uint8)
+        self.region[idx] = A(np.where(on, balls, FLOOR).astype(np.uint8))
         # doors: the colours in a random order (a random permutation per world)
-        self.doors[idx] = (DOOR0 + np.argsort(rng.random((m, n)), axis=1)).astype(np.uint8)
+        self.doors[idx] = A((DOOR0 + np.argsort(rng.random((m, n)), axis=1)).astype(np.uint8))
         self.pos[idx] = self.start[idx]
         self.heading[idx] = RIGHT
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
         chose, success = self._choice(tile, self.n_colours, self.key)
-        reward = self._shaped(success.astype(np.float32), a, moved, on_junction, chose, success)
+        reward = self._shaped(self.xp.astype(success, self.xp.float32), a, moved, on_junction, chose, success)
         return reward, chose, success
 
 

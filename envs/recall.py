@@ -58,23 +58,23 @@ class RecallSequenceEngine(GridEngine):
         items = self.rng.integers(0, 2, (len(idx), self.n_items)).astype(np.uint8)
         worlds, queued = self._queued_cues(len(idx))  # cue value: the items as binary digits
         items[worlds] = (queued[:, None] >> np.arange(self.n_items - 1, -1, -1)) & 1
-        self.items[idx] = items
-        self.flat[self.signs[idx]] = CUE0 + items
+        self.items[idx] = self.xp.asarray(items)
+        self.flat[self.signs[idx]] = self.xp.asarray(CUE0 + items)
         self.stage[idx] = 0
         self.pos[idx] = self.start[idx]
         self.heading[idx] = RIGHT
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
-        stage = np.minimum(self.stage, self.n_items - 1)
+        stage = self.xp.minimum(self.stage, self.n_items - 1)
         chose, right = self._choice(tile, 2, self.items[self._worlds, stage])
         self.stage += right
         success = self.stage == self.n_items
         terminated = (chose & ~right) | success
         through = right & ~success                         # through the gate, to the next junction
         self.pos[through] += 2 - self.delta[a[through]]    # back out of the door, then 2 east
-        reward = right.astype(np.float32) * np.float32(1.0 / self.n_items)
+        reward = self.xp.astype(right, self.xp.float32) * np.float32(1.0 / self.n_items).item()
         reward = self._shaped(reward, a, moved, on_junction, chose, right)
         return reward, terminated, success
 

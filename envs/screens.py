@@ -15,7 +15,6 @@ from memagent.envs.core import (
     DIRECTIONS,
     FLOOR,
     GOAL,
-    PASSABLE,
     RIGHT,
     GridEngine,
     check_int,
@@ -80,12 +79,14 @@ def screen_tables(width: int, height: int, shift: int, noise: int, s: int) -> di
     dy, dx = np.divmod(np.arange(d * d), d)
     dmask = (dy * s + dx).astype(np.int64)
     pixel = np.dtype((np.void, 3))
-    dcolours = np.array([clip(c) for c in PALETTE], dtype=np.uint8).view(pixel)[:, 0]
+    dcolours_rgb = np.array([clip(c) for c in PALETTE], dtype=np.uint8)
+    dcolours = dcolours_rgb.view(pixel)[:, 0]
     rows_, cols_ = np.divmod(np.arange(n_positions), width)
     cell_pixel = (origin[0] + (rows_ + 1) * ts) * s + origin[1] + (cols_ + 1) * ts
     tables = {"tile_px": ts, "origin": origin, "n_variants": v, "_canvas": canvases,
               "_canvas_size": ps, "_rows": rows, "_variant_rows": variant_rows, "_dsize": d,
-              "_dmask": dmask, "_pixel": pixel, "_dcolours": dcolours, "_cell_pixel": cell_pixel}
+              "_dmask": dmask, "_pixel": pixel, "_dcolours": dcolours, "_dcolours_rgb": dcolours_rgb,
+              "_cell_pixel": cell_pixel}
     for value in tables.values():
         if isinstance(value, np.ndarray):
             value.flags.writeable = False
@@ -98,6 +99,7 @@ class ScreensEngine(GridEngine):
     n_actions = 3
     action_names = ("turn left", "turn right", "forward")
     default_obs_mode = "pixels"
+    host_arrays = ("_bounds", "_canvas")   # the draws' bounds; canonical screens
 
     def __init__(self, n_envs: int = 1, *, width: int = 4, height: int = 3,
                  random_start: bool = False, n_distractors: int = 3, shift: int = 2,
@@ -119,6 +121,7 @@ class ScreensEngine(GridEngine):
         self.grid[:, r + self.height, r + self.width] = GOAL
         rows, cols = np.divmod(np.arange(self.n_positions), self.width)
         self._positions = (rows + 1 + r) * self.wp + (cols + 1 + r)   # flat offset of each position
+        self._turn = TURN
         self._screens_setup()
 
     @property
@@ -134,30 +137,31 @@ class ScreensEngine(GridEngine):
     def state_id(self, idx=None) -> np.ndarray:
         """``direction * n_positions + position`` (direction 0 north, 1 east, 2 south, 3 west)."""
         heading = self.heading if idx is None else self.heading[idx]
-        return heading.astype(np.int64) * self.n_positions + self.position(idx)
+        return self.xp.astype(heading, self.xp.int64) * self.n_positions + self.position(idx)
 
     def info_arrays(self) -> dict[str, np.ndarray]:
         return {"state_id": self.state_id()}
 
     def _reset(self, idx):
-        m = len(idx)
+        m, A = len(idx), self.xp.asarray
         if self.random_start:
             p = self.rng.integers(0, self.n_positions - 1, m)      # any cell but the goal
-            self.heading[idx] = self.rng.integers(0, 4, m)
+            self.heading[idx] = A(self.rng.integers(0, 4, m).astype(np.uint8))
         else:
             p = np.zeros(m, dtype=np.int64)
             self.heading[idx] = RIGHT
-        self.pos[idx] = self.base[idx] + self._positions[p]
+        self.pos[idx] = self.base[idx] + self._positions[A(p)]
 
     def _step(self, a):
-        heading = (self.heading + TURN[a]) & 3
+        xp = self.xp
+        heading = (self.heading + self._turn[a]) & 3
         self.heading[:] = heading
         forward = a == 2
-        target = self.pos + self.delta[heading] * forward
-        tile = self.flat[target]
-        np.copyto(self.pos, target, where=PASSABLE[tile])
+        target = self.pos + xp.take(self.delta, heading) * forward
+        tile = xp.take(self.flat, target)
+        xp.copyto(self.pos, target, where=xp.take(self._passable, tile))
         success = forward & (tile == GOAL)
-        return success.astype(np.float32), success, success
+        return xp.astype(success, xp.float32), success, success
 
     # -- screens --------------------------------------------------------------------------
     def _screens_setup(self) -> None:
@@ -181,32 +185,43 @@ class ScreensEngine(GridEngine):
 
     def screens(self, state_ids: np.ndarray, rng: np.random.Generator,
                 out: np.ndarray | None = None) -> np.ndarray:
-        """Random screens of the given states, ``(M, S, S, 3) uint8`` (written into ``out`` if given)."""
-        s, ps, k, n_d = self.image_size, self._canvas_size, self.shift, self.n_distractors
-        state_ids = np.asarray(state_ids, dtype=np.int64)
+        """Random screens of the given states, ``(M, S, S, 3) uint8`` (written into ``out`` if
+        given); ``rng`` is a numpy generator on either backend (the draws move to the device)."""
+        s, ps, k, n_d, xp = self.image_size, self._canvas_size, self.shift, self.n_distractors, self.xp
+        state_ids = xp.asarray(state_ids, dtype=xp.int64)
         m = len(state_ids)
         # every random choice of a screen from one draw: (M, 3 + 4 n_d) -> integers below _bounds
-        u = (rng.random((m, 3 + 4 * n_d)) * self._bounds).astype(np.int64)
+        u = xp.asarray((rng.random((m, 3 + 4 * n_d)) * self._bounds).astype(np.int64))
         dy, dx, pattern = u[:, 0], u[:, 1], u[:, 2]
         # (M,) -> row ids (M, S) into the (V, shifts, S, ps) row table -> take (M, S, S*3),
         # a noise variant for every row
         first_row = (dx * self.n_states + state_ids) * ps + dy                 # (M,) in variant 0
         rows = self._variant_rows[pattern] + first_row[:, None]
-        if out is None:
-            out = np.empty((m, s, s, 3), dtype=np.uint8)
-        np.take(self._rows, rows, axis=0, out=out.reshape(m, s, s * 3), mode="clip")
+        if xp.is_numpy:
+            if out is None:
+                out = np.empty((m, s, s, 3), dtype=np.uint8)
+            np.take(self._rows, rows, axis=0, out=out.reshape(m, s, s * 3), mode="clip")
+        else:
+            screens = self._rows.index_select(0, rows.flatten()).view(m, s, s, 3)
+            out = screens if out is None else out.copy_(screens)
         if n_d:
-            cell, oy, ox, colour = u[:, 3:].reshape(m, 4, n_d).transpose(1, 0, 2)   # (M, n_d) each
+            parts = u[:, 3:].reshape(m, 4, n_d)
+            cell, oy, ox, colour = (parts[:, i] for i in range(4))     # (M, n_d) each
             cell += cell >= (state_ids % self.n_positions)[:, None]   # never on the agent's cell
-            shift = np.arange(m) * (s * s) + (dy - k) * s + (dx - k)    # (M,) frame + shift, in pixels
+            shift = xp.arange(m) * (s * s) + (dy - k) * s + (dx - k)    # (M,) frame + shift, in pixels
             corner = self._cell_pixel[cell] + oy * s + ox + shift[:, None]
-            pixels = out.reshape(-1, 3).view(self._pixel)[:, 0]         # one 3-byte item per pixel
-            pixels[corner[..., None] + self._dmask] = self._dcolours[colour][..., None]   # (M, n_d, d*d)
+            if xp.is_numpy:
+                pixels = out.reshape(-1, 3).view(self._pixel)[:, 0]         # one 3-byte item per pixel
+                pixels[corner[..., None] + self._dmask] = self._dcolours[colour][..., None]   # (M, n_d, d*d)
+            else:   # one distractor at a time: overlapping squares end as numpy's (the last wins)
+                pixels = out.view(-1, 3)
+                for j in range(n_d):
+                    pixels[corner[:, j, None] + self._dmask] = self._dcolours_rgb[colour[:, j]][:, None]
         return out
 
     def render_frame(self, env: int = 0, tile_size: int = 16) -> np.ndarray:
         """The canonical screen of world ``env``'s state, scaled up ``tile_size // 4`` times."""
-        frame = self.canonical_screen(int(self.state_id(np.array([env]))[0]))
+        frame = self.canonical_screen(int(self.state_id(self.xp.asarray([env]))[0]))
         scale = max(1, tile_size // 4)
         return np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
 

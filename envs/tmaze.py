@@ -77,26 +77,30 @@ class TMazeEngine(GridEngine):
         return tmaze_max_steps(self.length_range)
 
     def _reset(self, idx):
-        m = len(idx)
+        m, A = len(idx), self.xp.asarray            # A: host draws -> the engine's arrays
+        lo = self.length_range[0]
+        length = np.full(m, lo, dtype=np.int64)
         if len(self.lengths) > 1:
             j = self.rng.integers(0, len(self.lengths), m)
-            self.grid[idx] = self.templates[j]
-            self.length[idx] = self.lengths[j]
+            self.grid[idx] = self.templates[A(j)]
+            length = lo + j
+            self.length[idx] = A(length)
         cue = self.rng.integers(0, self.n_cues, m).astype(np.uint8)
         worlds, queued = self._queued_cues(m)
         cue[worlds] = queued
-        self.cue[idx] = cue
-        self.flat[self.sign[idx]] = CUE0 + cue
+        self.cue[idx] = A(cue)
+        self.flat[self.sign[idx]] = A(CUE0 + cue)
         self.pos[idx] = self.start[idx]
         self.heading[idx] = RIGHT
-        self.cost[idx] = (1.0 / self.length[idx]) if self.step_penalty is None else self.step_penalty
+        cost = 1.0 / length if self.step_penalty is None else np.full(m, self.step_penalty)
+        self.cost[idx] = A(cost.astype(np.float32))
 
     def _step(self, a):
-        on_junction = self.flat[self.pos] == JUNCTION
+        on_junction = self.xp.take(self.flat, self.pos) == JUNCTION
         tile, moved = self._move(a)
-        self.flat[self.sign] = WALL                  # the cue is shown only in the first observation
+        self.xp.put(self.flat, self.sign, WALL)      # the cue is shown only in the first observation
         chose, success = self._choice(tile, self.n_cues, self.cue)
-        reward = self._shaped(success.astype(np.float32), a, moved, on_junction, chose, success)
+        reward = self._shaped(self.xp.astype(success, self.xp.float32), a, moved, on_junction, chose, success)
         return reward, chose, success
 
 

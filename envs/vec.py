@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from memagent.envs.core import GridEngine, check_choice, check_int
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+from stable_baselines3.common.vec_env import VecTransposeImage, is_vecenv_wrapped
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 
@@ -154,3 +156,119 @@ class GridVecEnv(VecEnv):
         """Monitor and TimeLimit are built in (episode statistics and truncation)."""
         built_in = getattr(wrapper_class, "__name__", "") in ("Monitor", "TimeLimit")
         return [built_in for _ in self._get_indices(indices)]
+
+
+class StepInfos(Sequence):
+    """The ``infos`` of one step of a :class:`DeviceGridVecEnv`: ``num_envs`` dicts, each
+    built when first read (a world with nothing to report gets an empty dict), so a step
+    of 4096 worlds builds the dicts of the worlds that finished and no others."""
+
+    def __init__(self, n: int, built: dict[int, dict]):
+        self._n, self._built = n, built
+
+    def __len__(self) -> int:
+        return self._n
+
+    def built(self) -> list[dict]:
+        """The dicts built so far, the finished worlds' among them, without building more."""
+        return list(self._built.values())
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        i = int(i) + (self._n if int(i) < 0 else 0)
+        if not 0 <= i < self._n:
+            raise IndexError(f"env index {i} out of range for {self._n} envs")
+        return self._built.setdefault(i, {})
+
+
+class DeviceGridVecEnv(GridVecEnv):
+    """:class:`GridVecEnv` on a torch engine: observations, rewards and dones are tensors on
+    the engine's device (observations ``uint8``, as :class:`GridVecEnv`'s arrays; rewards
+    ``float32``; dones ``bool``); actions may be tensors or arrays.
+
+    SB3's semantics as :class:`GridVecEnv` (autoreset, ``terminal_observation`` as a device
+    tensor, ``TimeLimit.truncated``, ``is_success``, ``episode``), with ``infos`` a
+    :class:`StepInfos` whose dicts are built where read. A step moves to the host only the
+    number of finished worlds and their episode statistics.
+    """
+
+    def __init__(self, engine: GridEngine, max_episode_steps: int, render_mode: str | None = None):
+        if engine.device is None:
+            raise ValueError("DeviceGridVecEnv needs an engine on a torch device "
+                             "(make_engine(..., device='cpu'|'cuda')); use GridVecEnv for numpy")
+        super().__init__(engine, max_episode_steps, render_mode=render_mode)
+        self.device = engine.device
+        self.ep_return = engine.xp.asarray(self.ep_return)          # float64, on the device
+
+    def _obs_array(self, m: int | None = None):
+        """A new ``uint8`` tensor for ``m`` (default all) observations: tile ids and pixels
+        fit, as in :class:`GridVecEnv`'s arrays."""
+        th = self.engine.xp.th
+        return th.empty((m or self.num_envs,) + self.observation_space.shape, dtype=th.uint8,
+                        device=self.device)
+
+    def step_wait(self):
+        eng, xp = self.engine, self.engine.xp
+        reward, terminated, success = eng.step(self._actions)
+        self.ep_return += reward
+        done = terminated | (eng.t >= self.max_episode_steps)
+        obs = eng.observe(out=self._obs_array())
+        built: dict[int, dict] = {}
+        infos = self._infos() if eng.info_arrays() else StepInfos(self.num_envs, built)
+        idx = xp.nonzero(done)                                     # the one sync of a step
+        if len(idx):
+            terminal = obs[idx]                          # a copy: obs[idx] is overwritten below
+            t = round(time.time() - self.t_start, 6)
+            stats = xp.to_numpy(xp.th.stack([self.ep_return[idx], eng.t[idx].double(),
+                                             (~terminated[idx]).double(), success[idx].double()]))
+            for j, (i, r, n, trunc, succ) in enumerate(zip(
+                    idx.tolist(), np.round(stats[0], 6).tolist(), stats[1].astype(np.int64).tolist(),
+                    (stats[2] > 0).tolist(), (stats[3] > 0).tolist(), strict=True)):
+                info = infos[i]
+                info["terminal_observation"] = terminal[j]
+                info["TimeLimit.truncated"] = trunc
+                info["is_success"] = succ
+                info["episode"] = {"r": r, "l": n, "t": t}
+            eng.reset(idx)
+            self.ep_return[idx] = 0.0
+            obs[idx] = eng.observe(idx, out=self._obs_array(len(idx)))
+            for name, values in eng.info_arrays().items():   # the new episode's first state
+                for i, v in zip(idx.tolist(), values[idx].tolist(), strict=True):
+                    self.reset_infos[i] = {name: v}
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, done, infos
+
+
+def wants_tensor_transpose(venv) -> bool:
+    """Whether SB3 would transpose ``venv``'s images to channel-first and its observations
+    are tensors (a :class:`DeviceGridVecEnv` of pixels not wrapped yet), so that
+    :class:`TensorVecTransposeImage` must do it instead of SB3's numpy ``VecTransposeImage``."""
+    if not isinstance(venv, VecEnv) or is_vecenv_wrapped(venv, VecTransposeImage):
+        return False
+    inner = venv.unwrapped if hasattr(venv, "unwrapped") else venv
+    space = venv.observation_space
+    return (isinstance(inner, DeviceGridVecEnv) and is_image_space(space)
+            and not is_image_space_channels_first(space))
+
+
+class TensorVecTransposeImage(VecTransposeImage):
+    """SB3's ``VecTransposeImage`` (HxWxC -> CxHxW) for a VecEnv of image tensors: a
+    ``permute`` on the device, and the terminal observations of finished envs only."""
+
+    @staticmethod
+    def transpose_image(image):
+        if isinstance(image, np.ndarray):
+            return VecTransposeImage.transpose_image(image)
+        return image.permute(2, 0, 1) if image.ndim == 3 else image.permute(0, 3, 1, 2)
+
+    def step_wait(self):
+        observations, rewards, dones, infos = self.venv.step_wait()
+        for i in dones.nonzero().flatten().tolist():
+            if "terminal_observation" in infos[i]:
+                infos[i]["terminal_observation"] = self.transpose_image(infos[i]["terminal_observation"])
+        return self.transpose_image(observations), rewards, dones, infos
+
+    def reset(self):
+        return self.transpose_image(self.venv.reset())

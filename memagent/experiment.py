@@ -72,11 +72,13 @@ def run_experiment(config: TrainConfig, run_dir: str | Path, *, resume: bool = F
     """
     import torch
 
-    from memagent.utils import resolve_device, set_seed
+    from memagent.utils import choose_device, resolve_device, set_seed
 
     run_dir = Path(run_dir)
     torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    device, why = choose_device(config.device, config.n_envs)
+    if why:
+        say(f"device {device}: {why}")
     if config.device.startswith("cuda") and device.type != "cuda":
         say("warning: CUDA was asked for but torch sees no GPU (torch.cuda.is_available() is "
             "False); training on the CPU", sys.stderr)
@@ -139,7 +141,8 @@ class _RunCallback(LearnCallback):
 
     def on_step(self, agent: Agent, infos) -> bool:
         step = agent.num_timesteps
-        for info in infos:
+        # a device VecEnv's infos: only the finished envs' dicts can hold an episode
+        for info in (infos.built() if hasattr(infos, "built") else infos):
             ep = info.get("episode")
             if ep is not None:
                 self.log.add(step, float(ep["r"]), int(ep["l"]), info.get("is_success"))

@@ -77,6 +77,34 @@ def resolve_device(device: str = "auto", n_params: int | None = None):
     return dev
 
 
+#: ``device="auto"`` picks CUDA from this many envs stepped at once: below it a rollout step
+#: is too small a batch to keep a GPU busy, and the CPU wins (a starting point, not yet
+#: measured on a GPU: ``memagent bench gpu`` measures both sides).
+AUTO_CUDA_MIN_ENVS = 1024
+
+
+def choose_device(device: str, n_envs: int):
+    """Resolve ``device`` for a run that steps ``n_envs`` envs at once; returns
+    ``(torch.device, why)``, ``why`` one line saying why (for ``"auto"``; empty otherwise).
+
+    ``"auto"``: CUDA when torch sees a GPU and ``n_envs >= AUTO_CUDA_MIN_ENVS``, else the CPU.
+    Any other value goes through :func:`resolve_device` unchanged.
+    """
+    import torch
+
+    if device != "auto":
+        return resolve_device(device), ""
+    if not torch.cuda.is_available():
+        return torch.device("cpu"), "auto: CPU, torch sees no CUDA device"
+    if n_envs < AUTO_CUDA_MIN_ENVS:
+        return torch.device("cpu"), (
+            f"auto: CPU, {n_envs} envs per step is too small a batch for the GPU (CUDA from "
+            f"{AUTO_CUDA_MIN_ENVS} envs; --device cuda forces it)")
+    return torch.device("cuda"), (
+        f"auto: CUDA ({torch.cuda.get_device_name(0)}), {n_envs} envs per step "
+        f">= {AUTO_CUDA_MIN_ENVS}: the envs and the rollout stay on the GPU")
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Write a file so that a crash mid-write leaves the previous version readable.
 

@@ -66,3 +66,21 @@ def test_tune_malloc_keeps_large_blocks_in_the_heap():
 def test_tune_malloc_is_false_off_linux(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     assert tune_malloc() is False
+
+
+def test_choose_device_auto(monkeypatch):
+    import torch
+
+    from memagent.utils import AUTO_CUDA_MIN_ENVS, choose_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    dev, why = choose_device("auto", 4096)
+    assert dev.type == "cpu" and "no CUDA device" in why and "\n" not in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    dev, why = choose_device("auto", AUTO_CUDA_MIN_ENVS - 1)
+    assert dev.type == "cpu" and "too small a batch" in why and "--device cuda" in why
+    dev, why = choose_device("auto", AUTO_CUDA_MIN_ENVS)
+    assert dev.type == "cuda" and "Fake GPU" in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device("cpu", 8) == (torch.device("cpu"), "")

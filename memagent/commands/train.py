@@ -40,7 +40,8 @@ def add_config_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
                    "itself (T-mazes; e.g. 10:40000,100:100000); 'off' drops the preset's")
     if seed:
         p.add_argument("--seed", type=int, default=None, metavar="S", help="one seed for everything (default 0)")
-    p.add_argument("--device", default=None, metavar="auto|cpu|cuda", help="default auto: CUDA when present")
+    p.add_argument("--device", default=None, metavar="auto|cpu|cuda",
+                   help="default auto: CUDA when present and --n-envs >= 1024 (one line says why), else CPU")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads of the training process (default 1: small networks train "
                    "fastest on one; more contend on a shared CPU)")

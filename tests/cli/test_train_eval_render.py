@@ -31,6 +31,8 @@ def run(tmp_path_factory):
 def test_train_writes_a_complete_run_folder(run):
     run_dir, res = run
     assert "completed 1,024 steps" in res.stdout
+    # --device auto says in one line why it chose the CPU (no GPU here, or 4 envs is too few)
+    assert "device cpu: auto: CPU, " in res.stdout + res.stderr
     config = json.loads((run_dir / "config.json").read_text())
     assert config["agent"] == "memory-ppo" and config["memory"] == "hopfield" and config["seed"] == 3 and config["total_timesteps"] == STEPS
     assert config["agent_kwargs"]["n_steps"] == 64  # the file's value over the preset's
