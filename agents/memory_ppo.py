@@ -70,7 +70,8 @@ class MemoryPPO(OnPolicyAlgorithm):
         critic's noise, and scaling that noise up to unit variance made solved memory policies
         fall back to chance (docs/policies.md); for rewards far from unit scale normalise the
         rewards instead (``VecNormalize``).
-    :param ent_coef: entropy coefficient.
+    :param ent_coef: entropy coefficient (or a schedule of the progress remaining, e.g.
+        ``"lin_0.01"`` through the CLI: decaying linearly to 0).
     :param vf_coef: value-loss coefficient.
     :param max_grad_norm: gradient-norm clip.
     :param target_kl: stop an update early when the approximate KL passes ``1.5 * target_kl``.
@@ -99,13 +100,16 @@ class MemoryPPO(OnPolicyAlgorithm):
                  batch_size: int = 512,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
-                 normalize_advantage: bool = False, ent_coef: float = 0.0, vf_coef: float = 0.5,
+                 normalize_advantage: bool = False, ent_coef: float | Schedule = 0.0, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, target_kl: float | None = None,
                  bootstrap_truncated: bool = True, stats_window_size: int = 100,
                  tensorboard_log: str | None = None,
                  policy_kwargs: dict[str, Any] | None = None, verbose: int = 0,
                  seed: int | None = None, device: th.device | str = "auto",
                  _init_setup_model: bool = True):
+        if not callable(ent_coef) and (isinstance(ent_coef, bool) or not isinstance(ent_coef, (int, float))):
+            raise ValueError(f"ent_coef must be a number or a schedule (a callable of the progress "
+                             f"remaining; 'lin_0.01' on the command line), got {ent_coef!r}")
         super().__init__(
             policy, env, learning_rate=learning_rate, n_steps=n_steps, gamma=gamma,
             gae_lambda=gae_lambda, ent_coef=ent_coef, vf_coef=vf_coef, max_grad_norm=max_grad_norm,
@@ -137,6 +141,7 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.rollout_buffer = MemoryRolloutBuffer(self.n_steps, self.n_envs, self.device,
                                                   gamma=self.gamma, gae_lambda=self.gae_lambda)
         self.clip_range = FloatSchedule(self.clip_range)
+        self.ent_coef = FloatSchedule(self.ent_coef)
         if self.clip_range_vf is not None:
             self.clip_range_vf = FloatSchedule(self.clip_range_vf)
 
@@ -247,6 +252,7 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         clip_range = self.clip_range(self._current_progress_remaining)
+        ent_coef = self.ent_coef(self._current_progress_remaining)
         clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)
                          if self.clip_range_vf is not None else None)
         envs_per_batch = max(1, min(self.n_envs, self.batch_size // self.n_steps))
@@ -271,7 +277,7 @@ class MemoryPPO(OnPolicyAlgorithm):
                     values - batch.old_values, -clip_range_vf, clip_range_vf)
                 value_loss = F.mse_loss(batch.returns, values_pred)
                 entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
-                loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+                loss = policy_loss + ent_coef * entropy_loss + self.vf_coef * value_loss
                 with th.no_grad():
                     log_ratio = log_prob - batch.old_log_prob
                     approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio)
@@ -307,6 +313,7 @@ class MemoryPPO(OnPolicyAlgorithm):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/clip_range", clip_range)
+        self.logger.record("train/ent_coef", ent_coef)
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 

@@ -211,3 +211,22 @@ def test_checkpoint_saved_on_cuda_loads_on_cpu(tmp_path, monkeypatch):
     loaded = MemoryPPO.load(tmp_path / "cuda.zip", env=make_vec(ENV, 4, seed=0), device="cpu")
     assert all(p.device.type == "cpu" for p in loaded.policy.parameters())
     np.testing.assert_array_equal(_rollout_predictions(model), _rollout_predictions(loaded))
+
+
+def test_ent_coef_takes_a_schedule_of_the_progress_remaining():
+    """``ent_coef`` may be a schedule, as ``learning_rate`` and ``clip_range`` are: every
+    update reads it at the progress remaining (rl-zoo's ``"lin_0.01"`` through the CLI)."""
+    seen = []
+
+    def schedule(progress):
+        seen.append(progress)
+        return 0.01 * progress
+
+    env = make_vec("memagent/TMaze-v0", 2, seed=0)
+    model = MemoryPPO("MlpPolicy", env, n_steps=16, batch_size=32, n_epochs=1, ent_coef=schedule,
+                      policy_kwargs=dict(memory="gru"), seed=0)
+    model.learn(3 * 16 * 2, log_interval=1000)  # three rollouts; no dump clears the record
+    assert seen == pytest.approx([2 / 3, 1 / 3, 0.0])
+    assert model.logger.name_to_value["train/ent_coef"] == 0.0
+    with pytest.raises(ValueError, match="ent_coef must be a number or a schedule"):
+        MemoryPPO("MlpPolicy", env, ent_coef="0.01 please", policy_kwargs=dict(memory="gru"))
