@@ -181,3 +181,41 @@ def test_seeded_constructors_leave_torch_global_rng_alone():
     b = CVAEMemory(3, (8, 8), seed=0, device="cpu")
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_pooled_conv_nets_and_patch_products():
+    """``pool``: the nets see block means and decode blocks repeated back to full size, and the
+    loss is the full-size likelihood of the repeated logits; the stride-4 first conv and last
+    deconv, run as matrix products of patches, equal the convolutions they stand for."""
+    import torch.nn.functional as F
+
+    from memagent.memory.vae_nets import ConvDecoder, ConvEncoder, block_mean
+
+    gen = th.Generator().manual_seed(0)
+    x = th.rand(3, 64, 64, 3, generator=gen)
+    assert th.allclose(block_mean(x, 2), F.avg_pool2d(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1), atol=1e-6)
+    enc = ConvEncoder((32, 32, 3), 5, 8, channels=(8, 16), stem=4, skip=True)
+    dec = ConvDecoder((32, 32, 3), 5, 8, channels=(8, 16), stem=4, skip=True)
+    c, z, xs = th.rand(3, 5, generator=gen), th.randn(3, 8, generator=gen), x[:, :32, :32]
+    patched = (enc(xs, c), dec(z, c))
+    enc.patch = dec.patch = False
+    assert all(th.allclose(a, b, atol=1e-5) for a, b in zip(patched[0], enc(xs, c), strict=True))
+    assert th.allclose(patched[1], dec(z, c), atol=1e-5)
+
+    mem = CVAEMemory(4, (64, 64, 3), pool=2, net_kwargs={"channels": (8, 16), "stem": 4},
+                     device="cpu", seed=0)
+    assert mem.encoder.conv[0].in_channels == 3 and mem.decoder.skip is None
+    img = mem.imagine([0, 1], 2)
+    assert img.shape == (2, 2, 64, 64, 3)
+    assert (img[..., ::2, :, :] == img[..., 1::2, :, :]).all()   # 2 x 2 blocks
+    assert (img[..., ::2, :] == img[..., 1::2, :]).all()
+    items = (x * 255).round().to(th.uint8)
+    logits = th.randn(3, 32, 32, 3, generator=gen)
+    full = logits.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    target = items.float() / 255
+    expect = F.binary_cross_entropy_with_logits(full, target, reduction="sum") / 3
+    assert th.allclose(mem._bce(logits, mem._input(items)), expect, rtol=1e-4)
+    with pytest.raises(ValueError, match="pool"):
+        CVAEMemory(4, (64, 64, 3), pool=3, device="cpu")
+    with pytest.raises(ValueError, match="latent_prior"):
+        CVAEMemory(4, (8, 8), latent_prior="posterior", device="cpu")
