@@ -133,8 +133,11 @@ class CNNClassifier:
 
         x = np.asarray(images)
         scale = 255.0 if x.dtype == np.uint8 else 1.0
-        x = th.as_tensor(x.astype(np.float32) / scale).permute(0, 3, 1, 2)
-        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+        out = []
+        for b in range(0, len(x), 512):  # full-size floats 512 screens at a time, not all at once
+            chunk = th.as_tensor(x[b:b + 512].astype(np.float32) / scale).permute(0, 3, 1, 2)
+            out.append(F.avg_pool2d(chunk, self.pool) if self.pool > 1 else chunk)
+        return th.cat(out) if out else th.zeros((0, x.shape[3], *x.shape[1:3]))
 
     def _build(self, shape, n_classes: int):
         import torch.nn as nn

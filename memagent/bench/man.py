@@ -254,7 +254,9 @@ def run_man(args) -> int:
             fig = folder / f"{kind}_seed{seed}.png"
             r = imagine_process(["--env", args.env, "--memory", kind, "--seed", str(seed),
                                  "--out", str(fig), *args.imagine_args])
-            if not args.out:
+            if args.out:  # what the run printed, beside its figure
+                (folder / f"{kind}_seed{seed}.txt").write_text(r["output"])
+            else:
                 shutil.rmtree(folder, ignore_errors=True)
             r.update(kind=kind, load=os.getloadavg()[0])
             runs.append({k: v for k, v in r.items() if k != "output"})

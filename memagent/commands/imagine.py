@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULTS = {"judge_steps": 6_000, "n_measured": 16, "n_reference": 64}
-#: the judge's CNN (:class:`memagent.judge.CNNClassifier`): 99.3-99.8% on held-out real
-#: Screens-v0 screens (seeds 1-2), at 40% of the CPU time of its class defaults
-JUDGE_CNN = {"channels": (8, 32, 64), "batch_size": 32}
+#: the judge's CNN (:class:`memagent.judge.CNNClassifier`): its class defaults
+JUDGE_CNN: dict = {}
 
 
 def register(subparsers) -> None:

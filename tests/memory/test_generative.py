@@ -2,6 +2,7 @@
 
 import struct
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -42,6 +43,24 @@ def test_cnn_judge_recognises_real_screens():
     assert judge.score(screens[cut:], ids[cut:]) >= 0.95
     per = judge.per_class(screens[cut:cut + 40].reshape(10, 4, 64, 64, 3), ids[cut:cut + 40:4])
     assert per.shape == (10,)
+    # variety and fidelity in its feature space: fresh real screens of a state score ~1 against
+    # real ones; one screen repeated has no variety; the state's noise-free canonical screen
+    # repeated has none either; another state's screens are far from this state's
+    from memagent.judge import variety_fidelity
+
+    engine = gym.make("memagent/Screens-v0").unwrapped.engine
+    rng = np.random.default_rng(0)
+    states = np.array([0, 13, 26])
+    real = engine.screens(np.repeat(states, 48), rng).reshape(3, 48, 64, 64, 3)
+    fresh = engine.screens(np.repeat(states, 16), rng).reshape(3, 16, 64, 64, 3)
+    same = variety_fidelity(judge, fresh, real, n_probe=16)
+    assert 0.85 < same["variety"] < 1.15 and 0.85 < same["fidelity"] < 1.15, same
+    copies = variety_fidelity(judge, np.repeat(fresh[:, :1], 16, axis=1), real, n_probe=16)
+    assert copies["variety"] == 0.0
+    other = variety_fidelity(judge, fresh[[1, 2, 0]], real, n_probe=16)
+    assert other["fidelity"] > 1.5, other
+    with pytest.raises(ValueError, match="n_probe"):
+        variety_fidelity(judge, fresh, real[:, :16], n_probe=16)
     with pytest.raises(ValueError, match="cnn judge"):
         Judge(classifier="cnn").fit(np.zeros((4, 8)), np.arange(4))
 
