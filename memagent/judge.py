@@ -11,6 +11,12 @@ Screens-v0 screens: distractors, shifts and noise are not linear in pixels), so 
 ``classifier="cnn"``: a small convolutional network (three 3x3 conv + max-pool blocks on the
 2x2-pooled screen, a linear head) trained with Adam and +-2 px shift augmentation on the real
 screens only; ~99% on held-out real screens after well under a minute on one CPU core.
+
+The CNN judge also gives the feature space of two measures of imagined screens (docs/man.md),
+:func:`variety_fidelity`: **variety**, the mean pairwise distance of a state's screens (the
+judge's penultimate features), imagined against real; **fidelity**, the distance of each
+imagined screen to its nearest real screen of the same state, against the same distance of
+real screens that are not in the reference set.
 """
 
 from __future__ import annotations
@@ -78,6 +84,12 @@ class Judge:
             return self.clf.predict(images)
         return self.clf.predict(_features(images, self.item_ndim, self.pool))
 
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """(N, F) penultimate activations of the CNN judge (the input of its linear head)."""
+        if self.classifier != "cnn" or self.item_ndim is None:
+            raise ValueError("features need a fitted judge with classifier='cnn'")
+        return self.clf.features(np.asarray(images))
+
     def score(self, images: np.ndarray, labels: np.ndarray) -> float:
         return float((self.predict(images) == np.asarray(labels)).mean())
 
@@ -121,8 +133,11 @@ class CNNClassifier:
 
         x = np.asarray(images)
         scale = 255.0 if x.dtype == np.uint8 else 1.0
-        x = th.as_tensor(x.astype(np.float32) / scale).permute(0, 3, 1, 2)
-        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+        out = []
+        for b in range(0, len(x), 512):  # full-size floats 512 screens at a time, not all at once
+            chunk = th.as_tensor(x[b:b + 512].astype(np.float32) / scale).permute(0, 3, 1, 2)
+            out.append(F.avg_pool2d(chunk, self.pool) if self.pool > 1 else chunk)
+        return th.cat(out) if out else th.zeros((0, x.shape[3], *x.shape[1:3]))
 
     def _build(self, shape, n_classes: int):
         import torch.nn as nn
@@ -173,6 +188,17 @@ class CNNClassifier:
         self.net.eval()
         return self
 
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """(N, F): the flattened conv map, what the linear head reads."""
+        import torch as th
+
+        body = self.net[:-2]  # without Dropout and the head
+        out = [np.zeros((0, self.net[-1].in_features), np.float32)]
+        with th.no_grad():
+            for b in range(0, len(images), 512):
+                out.append(body(self._tensor(images[b:b + 512])).numpy())
+        return np.concatenate(out)
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         import torch as th
 
@@ -181,3 +207,51 @@ class CNNClassifier:
             for b in range(0, len(images), 512):
                 out.append(self.net(self._tensor(images[b:b + 512])).argmax(1).numpy())
         return self.classes_[np.concatenate(out)]
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(m, F), (r, F) -> (m, r) Euclidean distances."""
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
+def variety_fidelity(judge: Judge, imagined: np.ndarray, real: np.ndarray,
+                     n_probe: int | None = None) -> dict:
+    """Variety and fidelity of imagined items in the judge's feature space, per class.
+
+    For class k with imagined items ``I`` (n) and real items split into probes ``P`` (the first
+    ``n_probe``, default n) and a reference set ``R`` (the rest):
+
+    - variety: mean pairwise distance within ``I``, and within ``P`` (real);
+    - fidelity: mean distance of each item of ``I`` to its nearest item of ``R``, and of each
+      item of ``P`` to its nearest of ``R`` (real-to-real, same reference, same set sizes).
+
+    :param imagined: (K, n, *item), n >= 2.
+    :param real: (K, m, *item), m > n_probe + 0 with n_probe >= 2.
+    :return: ``{"variety": imagined / real (ratio of the class means), "fidelity": imagined /
+        real, "variety_imagined", "variety_real", "nearest_imagined", "nearest_real"}``, the
+        last four (K,) arrays.
+    """
+    imagined, real = np.asarray(imagined), np.asarray(real)
+    k, n = imagined.shape[:2]
+    n_probe = n if n_probe is None else int(n_probe)
+    if n < 2 or n_probe < 2 or real.shape[0] != k or real.shape[1] <= n_probe:
+        raise ValueError(f"need >= 2 imagined items per class and more than n_probe={n_probe} "
+                         f">= 2 real ones for each of the same classes, got imagined "
+                         f"{imagined.shape[:2]}, real {real.shape[:2]}")
+    m = real.shape[1]
+    fi = judge.features(imagined.reshape(k * n, *imagined.shape[2:])).reshape(k, n, -1)
+    fr = judge.features(real.reshape(k * m, *real.shape[2:])).reshape(k, m, -1)
+    out = {name: np.zeros(k) for name in ("variety_imagined", "variety_real",
+                                          "nearest_imagined", "nearest_real")}
+    off = ~np.eye(n, dtype=bool)
+    off_p = ~np.eye(n_probe, dtype=bool)
+    for c in range(k):
+        probe, ref = fr[c, :n_probe], fr[c, n_probe:]
+        out["variety_imagined"][c] = _pairwise(fi[c], fi[c])[off].mean()
+        out["variety_real"][c] = _pairwise(probe, probe)[off_p].mean()
+        out["nearest_imagined"][c] = _pairwise(fi[c], ref).min(1).mean()
+        out["nearest_real"][c] = _pairwise(probe, ref).min(1).mean()
+    out["variety"] = float(out["variety_imagined"].mean() / out["variety_real"].mean())
+    out["fidelity"] = float(out["nearest_imagined"].mean() / out["nearest_real"].mean())
+    return out

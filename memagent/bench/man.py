@@ -1,4 +1,10 @@
-"""MAN's experiments on data that is here (Kim et al., Memory Association Networks §4.1).
+"""MAN's experiments on data that is here (Kim et al., Memory Association Networks §4.1-4.2).
+
+``memagent bench man``: ``memagent imagine`` on its defaults (Screens-v0, §4.2), run as its own
+process per seed and memory type: the judge's figures it writes (imagined screens of visited
+states recognised as their own state, variety and fidelity against real screens, Type B's
+``recognize`` on held-out real screens), its wall time and its peak resident memory
+(``os.wait4``'s ``ru_maxrss``), per run and over the seeds, against the targets.
 
 ``memagent bench man-digits``: the MNIST experiment. Items (scikit-learn's 8 x 8 digits, or
 MNIST from IDX files with ``--mnist DIR``) are filed in the short-term memory by label; each
@@ -18,8 +24,23 @@ import time
 
 from memagent.bench.common import add_common_args, report
 
+#: the issue's targets: recognised >= 0.95, variety >= 0.8, fidelity <= 1.2, recognize >= 0.95,
+#: wall time < 60 s
+TARGETS = {"recognised": (">=", 0.95), "variety": (">=", 0.8), "fidelity": ("<=", 1.2),
+           "recognize": (">=", 0.95), "seconds": ("<", 60.0)}
+
 
 def register(subparsers) -> None:
+    m = subparsers.add_parser("man", help="memagent imagine on its defaults over seeds: judged, timed, peak memory",
+                              description=__doc__.split("\n\n")[1])
+    m.add_argument("--env", default="memagent/Screens-v0")
+    m.add_argument("--memory", choices=["typeA", "typeB", "both"], default="both")
+    m.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated seeds")
+    m.add_argument("--out", metavar="DIR", help="keep each run's figure and metrics here")
+    m.add_argument("imagine_args", nargs="*", metavar="-- FLAG",
+                   help="more flags for every `memagent imagine` (after --)")
+    m.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    m.set_defaults(func=run_man)
     p = subparsers.add_parser("man-digits", help="MAN long-term memories on digits/MNIST: judged imagination",
                               description=__doc__.split("\n\n")[1])
     _shared(p, steps=2000)
@@ -176,4 +197,90 @@ def run_imbalance(args) -> int:
     report("man-imbalance", ["memory", "trained from", "rare items held", "rare classes",
                              "class 5", "class 6", "class 7", "class 8", "class 9",
                              "frequent classes"], rows, args.json)
+    return 0
+
+
+def imagine_process(argv: list[str]) -> dict:
+    """``memagent imagine ARGV --metrics FILE`` as a child process: its metrics, ``seconds``
+    (wall) and ``peak_mb`` (its maximum resident set, from ``os.wait4``)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics = Path(tmp) / "metrics.json"
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "memagent", "imagine", *argv,
+                                  "--metrics", str(metrics), "--no-progress"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0 or not metrics.is_file():
+            raise RuntimeError(f"memagent imagine {' '.join(argv)} failed ({child.returncode}):\n{out[-2000:]}")
+        result = json.loads(metrics.read_text())
+    return {**result, "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "output": out}
+
+
+def _meets(key: str, value: float) -> bool:
+    op, target = TARGETS[key]
+    return value >= target if op == ">=" else value <= target if op == "<=" else value < target
+
+
+def run_man(args) -> int:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    try:
+        seeds = [int(s) for s in str(args.seeds).split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 0,1,2,3,4; got {args.seeds!r}") from None
+    kinds = ["typeA", "typeB"] if args.memory == "both" else [args.memory]
+    keys = ["recognised", "variety", "fidelity", "recognize", "seconds", "peak_mb"]
+    rows, runs = [], []
+    load = os.getloadavg()[0]
+    for kind in kinds:
+        for seed in seeds:
+            folder = Path(args.out) if args.out else Path(tempfile.mkdtemp())
+            folder.mkdir(parents=True, exist_ok=True)
+            fig = folder / f"{kind}_seed{seed}.png"
+            r = imagine_process(["--env", args.env, "--memory", kind, "--seed", str(seed),
+                                 "--out", str(fig), *args.imagine_args])
+            if args.out:  # what the run printed, beside its figure
+                (folder / f"{kind}_seed{seed}.txt").write_text(r["output"])
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+            r.update(kind=kind, load=os.getloadavg()[0])
+            runs.append({k: v for k, v in r.items() if k != "output"})
+            rows.append([kind, seed, r["visited"], r.get("recognised", float("nan")),
+                         r.get("variety", float("nan")), r.get("fidelity", float("nan")),
+                         r.get("recognize", float("nan")), r["seconds"], r["peak_mb"], r["load"]])
+            print(f"{kind} seed {seed}: " + ", ".join(f"{k} {r.get(k, float('nan')):.3g}" for k in keys),
+                  flush=True)
+    headers = ["memory", "seed", "states visited", "recognised", "variety", "fidelity",
+               "Type B recognize", "imagine s", "peak MB", "load"]
+    report("man", headers, rows, None)
+    summary = []
+    for kind in kinds:
+        mine = [r for r in runs if r["kind"] == kind]
+        cells = [kind, len(mine)]
+        for key in keys:
+            vals = np.array([r[key] for r in mine if key in r], dtype=float)
+            if len(vals) == 0:
+                cells.append("-")
+                continue
+            met = f", {sum(_meets(key, v) for v in vals)}/{len(vals)} meet" if key in TARGETS else ""
+            cells.append(f"{vals.mean():.3g} ({vals.min():.3g}-{vals.max():.3g}{met})")
+        summary.append(cells)
+    print(f"\nover seeds {args.seeds} (mean, min-max, seeds meeting the target; load average "
+          f"{load:.1f} at the start on {os.cpu_count()} cores):")
+    report("man-summary", ["memory", "seeds", *keys], summary, args.json, extra={"runs": runs})
     return 0

@@ -8,7 +8,9 @@ memory from class-balanced batches. Writes a PNG with the imagined screens laid 
 (horizontal) x direction (vertical) beside real screens of the same states, unvisited states
 greyed out with a red cross, and prints the coverage and a judge's verdict: a classifier of
 state ids trained on real screens of a separate random-policy run recognises the imagined
-screen of each visited state as its own (or not).
+screen of each visited state as its own (or not), and, where the env renders fresh screens
+of a state (``unwrapped.engine.screens``), the variety and fidelity of 16 imagined screens per
+visited state in the judge's feature space (:func:`memagent.judge.variety_fidelity`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULTS = {"judge_steps": 6_000}
+DEFAULTS = {"judge_steps": 6_000, "n_measured": 16, "n_reference": 64}
+#: the judge's CNN (:class:`memagent.judge.CNNClassifier`): its class defaults
+JUDGE_CNN: dict = {}
 
 
 def register(subparsers) -> None:
@@ -57,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--class-code", action=argparse.BooleanOptionalAction, default=None,
                    help="Type B: the decoder also reads p(class | z) under the lambda-hot prior "
                    "(a per-class decoder bias; still a function of z alone)")
+    p.add_argument("--pool", type=int, default=None,
+                   help="the memory's networks see and decode pool x pool block means of the "
+                   "screen (2: 32 x 32 for 64 x 64 screens, the judge's resolution)")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
@@ -64,6 +71,11 @@ def register(subparsers) -> None:
                    help="spread of the imagined latents around the state's prior mean (1: the "
                    "prior; 0: the state's root screen; lower is more typical, less varied)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: every core this process may use)")
+    p.add_argument("--metrics", metavar="FILE.json",
+                   help="also write the judge's figures (recognised, variety, fidelity, Type B "
+                   "recognize) as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", action="store_true", help="also open the figure in a pygame window")
     p.add_argument("--no-progress", action="store_true",
@@ -108,7 +120,8 @@ def man_config(args):
     memory_kwargs = {k: v for k, v in (("learning_rate", getattr(args, "learning_rate", None)),
                                        ("beta", getattr(args, "beta", None)),
                                        ("alpha", getattr(args, "alpha", None)),
-                                       ("root_noise", getattr(args, "root_noise", None)))
+                                       ("root_noise", getattr(args, "root_noise", None)),
+                                       ("pool", getattr(args, "pool", None)))
                      if v is not None}
     net = {k: v for k, v in (("channels", getattr(args, "channels", None)), ("stem", getattr(args, "stem", None)),
                              ("skip", getattr(args, "linear_skip", None))) if v is not None}
@@ -202,12 +215,37 @@ def judge_visited(env_id: str, agent, imagined, n_steps: int, seed: int):
     _say(f"judging: training a CNN classifier of state ids on {cut:,} real screens of a "
          f"{n_steps:,}-step random-policy run (the memory's outputs never reach it)")
     screens, ids = random_screens(env_id, n_steps, seed + 1)
-    judge = Judge(pool=2, classifier="cnn", seed=seed).fit(screens[:cut], ids[:cut])
+    judge = Judge(pool=2, classifier="cnn", seed=seed, cnn_kwargs=JUDGE_CNN).fit(screens[:cut], ids[:cut])
     real_acc = judge.score(screens[cut:], ids[cut:]) if cut < len(ids) else float("nan")
     visited = np.flatnonzero(agent.coverage()["visited"])
     per_state = judge.per_class(imagined[visited], visited)
     score = float(per_state.mean()) if len(visited) else float("nan")
-    return score, per_state, len(set(ids.tolist())), real_acc, (screens[cut:], ids[cut:])
+    return score, per_state, len(set(ids.tolist())), real_acc, (screens[cut:], ids[cut:]), judge
+
+
+def measure_imagined(env_id: str, agent, judge, seed: int, temperature: float = 1.0):
+    """Recognised share, variety and fidelity (:func:`memagent.judge.variety_fidelity`) of
+    ``n_measured`` imagined screens per visited state, against fresh real screens of the same
+    states that the env renders (``n_measured`` probes + ``n_reference``); ``None`` for an env
+    that cannot render screens of a given state."""
+    import warnings
+
+    from memagent.judge import variety_fidelity
+    from memagent.memory.generative import UnseenClassWarning
+
+    engine = getattr(_make_env(env_id, seed).unwrapped, "engine", None)
+    visited = np.flatnonzero(agent.coverage()["visited"])
+    if not hasattr(engine, "screens") or len(visited) == 0:
+        return None
+    n, m = DEFAULTS["n_measured"], DEFAULTS["n_measured"] + DEFAULTS["n_reference"]
+    rng = np.random.default_rng([seed, 2])
+    real = engine.screens(np.repeat(visited, m), rng).reshape(len(visited), m, *agent.short_term.item_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnseenClassWarning)  # visited states only
+        imagined = agent.imagine(visited, n, temperature=temperature)    # (K, n, H, W, 3)
+    out = variety_fidelity(judge, imagined, real, n_probe=n)
+    out["recognised"] = float(judge.per_class(imagined, visited).mean())
+    return out
 
 
 def run(args) -> int:
@@ -217,6 +255,9 @@ def run(args) -> int:
 
     if not str(args.out).lower().endswith(".png"):
         raise ValueError(f"--out must end in .png, got {args.out}")
+    from memagent.utils import cpu_threads
+
+    threads = cpu_threads(getattr(args, "threads", None))
     set_seed(args.seed)
     env = _make_env(args.env, args.seed)
     if args.run:
@@ -238,13 +279,25 @@ def run(args) -> int:
     temperature = getattr(args, "temperature", 1.0)
     print(adapter.draw(Path(args.out), seed=args.seed, env_id=args.env, temperature=temperature))
     imagined, figure, cov = adapter.imagined, adapter.figure, agent.coverage()
+    metrics = {"memory": type(agent.long_term).__name__, "temperature": temperature,
+               "visited": int(cov["visited"].sum()), "n_states": agent.n_states,
+               "threads": threads, "seed": args.seed}
     if args.judge_steps > 0:
-        score, _, n_judge_states, real_acc, held_out = judge_visited(
+        score, _, n_judge_states, real_acc, held_out, judge = judge_visited(
             args.env, agent, imagined, args.judge_steps, args.seed)
         print(f"judge (CNN classifier of state ids trained on real screens of "
               f"{n_judge_states} states, {real_acc:.1%} on held-out real screens): {score:.1%} "
               f"of imagined screens of visited states recognised as their own state "
               f"({type(agent.long_term).__name__}, temperature {temperature:g})")
+        metrics.update(judge_real=real_acc, recognised_figure=score)
+        measured = measure_imagined(args.env, agent, judge, args.seed, temperature)
+        if measured is not None:
+            n = DEFAULTS["n_measured"]
+            print(f"{n} imagined screens per visited state, in the judge's feature space: "
+                  f"{measured['recognised']:.1%} recognised; variety {measured['variety']:.2f} "
+                  f"of real screens' (mean pairwise distance); fidelity {measured['fidelity']:.2f} "
+                  f"(distance to the nearest real screen of the state, real screens: 1)")
+            metrics.update({k: measured[k] for k in ("recognised", "variety", "fidelity")})
     if hasattr(agent.long_term, "recognize"):
         if args.judge_steps > 0:  # real screens the memory never saw, of the states it knows
             screens, ids = held_out
@@ -255,6 +308,11 @@ def run(args) -> int:
             screens, what = agent.real_screens()[ids], "filed real screens (newest per state)"
         acc = float((agent.long_term.recognize(screens) == ids).mean()) if len(ids) else float("nan")
         print(f"Type B recognize: {acc:.1%} of {len(ids)} {what} of visited states")
+        metrics["recognize"] = acc
+    if getattr(args, "metrics", None):
+        from memagent.runs import write_json
+
+        write_json(Path(args.metrics), metrics)
     if args.show:
         show(figure)
     return 0

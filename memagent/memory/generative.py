@@ -44,7 +44,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from memagent.memory.vae_nets import make_pair
+from memagent.memory.vae_nets import block_mean, is_screen, make_pair
 from memagent.utils import atomic_write, resolve_device
 
 
@@ -64,6 +64,16 @@ class GenerativeMemory(nn.Module):
     :param learning_rate: Adam's step size.
     :param pixel_max: items are divided by this to lie in [0, 1]; ``None``: 255 for uint8
         storage, else 1 (decided at the first ``fit``).
+    :param pool: the networks see ``pool x pool`` block means of channels-last images,
+        ``(H, W, C) -> (H/pool, W/pool, C)``, and decode logits of that size, repeated back to
+        ``(H, W, C)`` in imagined and reconstructed items. The loss is the Bernoulli
+        likelihood of the full-size item under the repeated logits (exactly ``pool**2`` times
+        that of the block means, which is how it is computed). 1: full size.
+    :param latent_prior: where ``imagine`` draws ``z``: ``"prior"`` (the paper: the class's
+        prior, ``N(0, I)`` for Type A, ``N(lam e_c, I)`` for Type B) or ``"classes"`` (not in
+        the paper): each class's aggregate posterior, a diagonal Gaussian moment-matched to the
+        encoder's posteriors of the class's stored items at the end of every ``fit``
+        (:meth:`fit_latents`); classes without items keep the prior.
     :param device: ``"auto" | "cpu" | "cuda"``.
     :param seed: seeds the weights and the sampling noise.
     """
@@ -72,29 +82,49 @@ class GenerativeMemory(nn.Module):
 
     def __init__(self, n_classes: int, item_shape: tuple[int, ...], latent_dim: int = 16,
                  arch: str = "auto", net_kwargs: dict | None = None, beta: float = 1.0,
-                 learning_rate: float = 1e-3, pixel_max: float | None = None,
-                 device: str = "auto", seed: int | None = None):
+                 learning_rate: float = 1e-3, pixel_max: float | None = None, pool: int = 1,
+                 latent_prior: str = "prior", device: str = "auto", seed: int | None = None):
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
+        if latent_prior not in ("prior", "classes"):
+            raise ValueError(f"latent_prior must be 'prior' or 'classes', got {latent_prior!r}")
+        pool = int(pool)
+        if pool < 1 or (pool > 1 and (len(item_shape) != 3 or item_shape[0] % pool
+                                      or item_shape[1] % pool)):
+            raise ValueError(f"pool must be >= 1 and divide the height and width of "
+                             f"channels-last images (H, W, C), got pool={pool} for "
+                             f"item_shape={tuple(item_shape)}; use pool=1")
         self.config = {"n_classes": int(n_classes), "item_shape": tuple(int(s) for s in item_shape),
                        "latent_dim": int(latent_dim), "arch": arch, "net_kwargs": net_kwargs or {},
                        "beta": beta, "learning_rate": learning_rate, "pixel_max": pixel_max,
-                       "seed": seed}
-        self.n_classes, self.item_shape = int(n_classes), self.config["item_shape"]
+                       "pool": pool, "latent_prior": latent_prior, "seed": seed}
+        self.latent_prior = latent_prior
+        self.n_classes, self.item_shape, self.pool = int(n_classes), self.config["item_shape"], pool
+        net_shape = self.item_shape if pool == 1 else \
+            (self.item_shape[0] // pool, self.item_shape[1] // pool, self.item_shape[2])
         self.latent_dim, self.beta, self.pixel_max = int(latent_dim), float(beta), pixel_max
         with th.random.fork_rng(devices=[]):  # weights drawn from `seed`; the global RNG untouched
             if seed is not None:
                 th.manual_seed(int(seed))
-            self.encoder, self.decoder = make_pair(arch, self.item_shape,
+            if arch == "auto":  # decided on the items, not the pooled blocks the nets see
+                arch = "conv" if is_screen(self.item_shape) else "mlp"
+            self.encoder, self.decoder = make_pair(arch, net_shape,
                                                    self.n_classes if self.cond else 0,
                                                    self.latent_dim, self._decoder_cond_dim(),
                                                    **(net_kwargs or {}))
         self.register_buffer("seen", th.zeros(self.n_classes, dtype=th.long))
+        # each class's aggregate posterior (latent_prior="classes"): mean, std, fitted or not
+        self.register_buffer("z_mean", th.zeros(self.n_classes, self.latent_dim))
+        self.register_buffer("z_std", th.ones(self.n_classes, self.latent_dim))
+        self.register_buffer("z_fitted", th.zeros(self.n_classes, dtype=th.bool))
         n_params = sum(p.numel() for p in self.parameters())
         self.device = resolve_device(device, n_params)
         self.to(self.device)
-        self.optimizer = th.optim.Adam(self.parameters(), lr=learning_rate)
+        # fused: one kernel for all parameters (Adam's per-tensor element-wise steps were
+        # ~10% of a step on the CPU)
+        self.optimizer = th.optim.Adam(self.parameters(), lr=learning_rate,
+                                       fused=self.device.type in ("cpu", "cuda"))
         self.generator = th.Generator(device=self.device)  # imagination
         self.train_generator = th.Generator(device=self.device)  # training noise (seed + 1)
         if seed is not None:
@@ -124,18 +154,23 @@ class GenerativeMemory(nn.Module):
         if self.pixel_max is None:
             self.pixel_max = 255.0 if x.dtype == th.uint8 else 1.0
             self.config["pixel_max"] = self.pixel_max
-        return x.float() / self.pixel_max
+        x = x.float() / self.pixel_max
+        if self.pool > 1:  # (B, H, W, C) -> (B, H/p, W/p, C) block means
+            x = block_mean(x, self.pool)
+        return x
 
     def _output(self, logits: th.Tensor) -> np.ndarray:
+        if self.pool > 1:  # (B, H/p, W/p, C) -> (B, H, W, C), each logit repeated p x p
+            logits = logits.repeat_interleave(self.pool, 1).repeat_interleave(self.pool, 2)
         img = th.sigmoid(logits).cpu().numpy()
         if self.pixel_max == 255.0:
             return np.round(img * 255.0).astype(np.uint8)
         return (img * (self.pixel_max or 1.0)).astype(np.float32)
 
-    @staticmethod
-    def _bce(logits: th.Tensor, x: th.Tensor) -> th.Tensor:
-        """Bernoulli negative log-likelihood summed over an item, averaged over the batch."""
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+    def _bce(self, logits: th.Tensor, x: th.Tensor) -> th.Tensor:
+        """Bernoulli negative log-likelihood summed over an item, averaged over the batch
+        (of the full-size item: ``pool**2`` times that of the block means, linear in ``x``)."""
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") * (self.pool ** 2 / len(x))
 
     def _sample_z(self, mean: th.Tensor, temperature: float = 1.0) -> th.Tensor:
         noise = th.randn(mean.shape, generator=self.generator, device=self.device)
@@ -179,7 +214,29 @@ class GenerativeMemory(nn.Module):
             history.append(parts)
             if callback is not None and callback(step, parts) is False:
                 break
+        if self.latent_prior == "classes" and hasattr(memory, "items_of"):
+            self.fit_latents(memory)
         return history
+
+    @th.no_grad()
+    def _posterior(self, items, keys: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        x = self._input(items)
+        return self.encoder(x, self._onehot(keys)) if self.cond else self.encoder(x)
+
+    @th.no_grad()
+    def fit_latents(self, memory) -> None:
+        """Each class's aggregate posterior from its items ``memory.items_of(c)``: the mean of
+        the encoder's means, and per dimension the variance of the means plus the mean
+        posterior variance (the moments of the mixture of the items' posteriors)."""
+        self.eval()
+        for c in range(self.n_classes):
+            items = memory.items_of(c) if memory.counts[c] else None
+            if items is None or len(items) == 0:
+                continue
+            keys = th.full((len(items),), c, dtype=th.long, device=self.device)
+            mu, logvar = self._posterior(items, keys)                          # (n, L) each
+            var = mu.var(0, unbiased=False) + logvar.exp().mean(0)
+            self.z_mean[c], self.z_std[c], self.z_fitted[c] = mu.mean(0), var.sqrt(), True
 
     @th.no_grad()
     def imagine(self, keys, n: int = 1, temperature: float = 1.0) -> np.ndarray:
@@ -204,6 +261,10 @@ class GenerativeMemory(nn.Module):
         self.eval()
         rep = keys.repeat_interleave(n)                                      # (K*n,)
         z = self._sample_z(self.prior_mean(rep), float(temperature))        # (K*n, L)
+        if self.latent_prior == "classes":  # fitted classes: their aggregate posterior
+            fitted = self.z_fitted[rep][:, None]
+            from_classes = self.z_mean[rep] + (z - self.prior_mean(rep)) * self.z_std[rep]
+            z = th.where(fitted, from_classes, z)
         out = self._output(self.decode(z, rep))                              # (K*n, *item)
         return out.reshape(len(keys), n, *self.item_shape)
 
@@ -244,7 +305,11 @@ class GenerativeMemory(nn.Module):
             raise ValueError(f"{path} holds a {state['class']}, not a {cls.__name__}: "
                              f"load it with {state['class']}.load or GenerativeMemory.load")
         mem = kind(**state["config"], device=device)
-        mem.load_state_dict(state["model"])
+        # files from before latent_prior have no class latents: they keep the prior's
+        missing, unexpected = mem.load_state_dict(state["model"], strict=False)
+        if unexpected or set(missing) - {"z_mean", "z_std", "z_fitted"}:
+            raise ValueError(f"{path}: weights do not fit a {state['class']} of its config "
+                             f"(missing {missing}, unexpected {unexpected})")
         mem.optimizer.load_state_dict(state["optimizer"])
         return mem
 

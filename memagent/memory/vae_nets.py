@@ -55,6 +55,40 @@ class MLPDecoder(nn.Module):
         return self.net(_cat(z, c)).view(-1, *self.item_shape)  # (B, D) -> (B, *item_shape)
 
 
+def block_mean(x: th.Tensor, p: int) -> th.Tensor:
+    """Means of ``p x p`` pixel blocks of channels-last images, (B, H, W, C) -> (B, H/p, W/p, C)
+    (``avg_pool2d`` without the channels-first round trip: sums of contiguous slices)."""
+    if p == 1:
+        return x
+    b, h, w, c = x.shape
+    rows = x.reshape(b, h // p, p, w * c)                                     # (B, H/p, p, W*C)
+    rows = sum(rows[:, :, i] for i in range(1, p)) + rows[:, :, 0]            # (B, H/p, W*C)
+    cols = rows.view(b, h // p, w // p, p, c)
+    return (sum(cols[:, :, :, i] for i in range(1, p)) + cols[:, :, :, 0]) * (1.0 / (p * p))
+
+
+def _patchify(conv: nn.Conv2d, x: th.Tensor) -> th.Tensor:
+    """``conv`` (kernel = stride = k, no padding) of channels-last ``x`` as one matrix product
+    over k x k patches: (B, H, W, C) -> (B, Cout, H/k, W/k), what ``conv(x.permute(0, 3, 1,
+    2))`` gives, without the strided convolution (the costliest layer on a CPU)."""
+    k = conv.stride[0]
+    b, h, w, c = x.shape
+    patches = x.reshape(b, h // k, k, w // k, k, c).permute(0, 1, 3, 5, 2, 4)  # (B, h, w, C, k, k)
+    out = patches.reshape(b, h // k, w // k, c * k * k) @ conv.weight.flatten(1).T + conv.bias
+    return out.permute(0, 3, 1, 2)                                            # (B, Cout, h, w)
+
+
+def _unpatchify(deconv: nn.ConvTranspose2d, h: th.Tensor) -> th.Tensor:
+    """``deconv`` (kernel = stride = k, no padding) as one matrix product, channels-last out:
+    (B, Cin, h, w) -> (B, h*k, w*k, Cout), what ``deconv(h).permute(0, 2, 3, 1)`` gives."""
+    k = deconv.stride[0]
+    b, cin, hh, ww = h.shape
+    cout = deconv.out_channels
+    out = h.permute(0, 2, 3, 1) @ deconv.weight.flatten(1)                   # (B, h, w, Cout*k*k)
+    out = out.view(b, hh, ww, cout, k, k).permute(0, 1, 4, 2, 5, 3)           # (B, h, k, w, k, Cout)
+    return out.reshape(b, hh * k, ww * k, cout) + deconv.bias
+
+
 def _n_layers(item_shape, channels, stem: int) -> int:
     """Conv layers from ``item_shape`` down to 4 x 4: one stride-``stem`` layer, then stride 2."""
     height, width = item_shape[:2]
@@ -87,14 +121,19 @@ class ConvEncoder(nn.Module):
                        nn.ReLU()]
             ch = out
         self.conv = nn.Sequential(*layers, nn.Flatten())
+        self.patch = stem == 4  # the stride-4 first conv runs as a matrix product of patches
         self.head = nn.Sequential(nn.Linear(ch * 16 + cond_dim, 256), nn.ReLU(),
                                   nn.Linear(256, 2 * latent_dim))
 
     def forward(self, x: th.Tensor, c: th.Tensor | None = None):
-        x = x.permute(0, 3, 1, 2)                     # (B, H, W, C) -> (B, C, H, W)
-        out = self.head(_cat(self.conv(x), c))        # (B, ch*16 [+ C]) -> (B, 2L)
+        if self.patch:                                # (B, H, W, C) -> (B, ch, H/4, W/4)
+            feats = self.conv[1:](_patchify(self.conv[0], x))
+        else:
+            feats = self.conv(x.permute(0, 3, 1, 2))  # (B, H, W, C) -> (B, C, H, W) -> (B, ch*16)
+        out = self.head(_cat(feats, c))               # (B, ch*16 [+ C]) -> (B, 2L)
         if self.skip is not None:
-            out = out + self.skip(x)                  # (B, C*H*W/4) -> (B, 2L)
+            # (B, H, W, C) -> 2x2 block means, flattened channels first -> (B, 2L)
+            out = out + self.skip[2](block_mean(x, 2).permute(0, 3, 1, 2).flatten(1))
         mu, logvar = out.chunk(2, dim=1)
         return mu, logvar
 
@@ -124,14 +163,23 @@ class ConvDecoder(nn.Module):
             if not last:
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers)
+        self.patch = stem == 4  # the stride-4 last deconv runs as a matrix product
 
     def forward(self, z: th.Tensor, c: th.Tensor | None = None) -> th.Tensor:
         zc = _cat(z, c)
         h = self.fc(zc).view(-1, self.start, 4, 4)           # (B, ch*16) -> (B, ch, 4, 4)
-        out = self.deconv(h).permute(0, 2, 3, 1)             # (B, C, H, W) -> (B, H, W, C)
+        if self.patch:                                       # (B, ch, H/4, W/4) -> (B, H, W, C)
+            out = _unpatchify(self.deconv[-1], self.deconv[:-1](h))
+        else:
+            out = self.deconv(h).permute(0, 2, 3, 1)         # (B, C, H, W) -> (B, H, W, C)
         if self.skip is not None:
             out = out + self.skip(zc).view(-1, *self.item_shape)  # (B, H*W*C) -> (B, H, W, C)
         return out
+
+
+def is_screen(item_shape) -> bool:
+    """Channels-last images of at least 16 x 16 pixels: what ``arch="auto"`` gives conv nets."""
+    return len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4
 
 
 def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int,
@@ -141,7 +189,7 @@ def make_pair(arch: str, item_shape, cond_dim: int, latent_dim: int,
     of ``cond_dim``, the decoder one of ``decoder_cond_dim`` (default: ``cond_dim``)."""
     dec_cond = cond_dim if decoder_cond_dim is None else decoder_cond_dim
     if arch == "auto":
-        arch = "conv" if len(item_shape) == 3 and item_shape[0] >= 16 and item_shape[2] <= 4 else "mlp"
+        arch = "conv" if is_screen(item_shape) else "mlp"
     if arch == "mlp":
         return MLPEncoder(item_shape, cond_dim, latent_dim, **kwargs), \
             MLPDecoder(item_shape, dec_cond, latent_dim, **kwargs)

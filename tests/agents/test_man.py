@@ -159,8 +159,8 @@ def test_imagine_cli_writes_marked_grid(tmp_path, capsys):
     out, run = tmp_path / "fig.png", tmp_path / "run"
     argv = ["imagine", "--env", ENV_ID, "--out", str(out), "--memory", "typeA",
             "--steps", "150", "--q-steps", "600", "--collect-steps", "120", "--epsilon", "0",
-            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--learning-rate", "1e-3", "--no-linear-skip",
-            "--seed", "0", "--save-run", str(run)]
+            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--pool", "1",
+            "--learning-rate", "1e-3", "--no-linear-skip", "--seed", "0", "--save-run", str(run)]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "4/8 states visited" in text and "[4, 5, 6, 7]" in text
@@ -203,7 +203,7 @@ def test_imagine_cli_type_b_judged(tmp_path, capsys, extra, at_least):
     recognise imagined screens of visited states, and recognize is reported."""
     argv = ["imagine", "--env", ENV_ID, "--out", str(tmp_path / "b.png"), "--memory", "typeB",
             "--steps", "150", "--q-steps", "600", "--collect-steps", "120", "--epsilon", "0",
-            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--learning-rate",
+            "--judge-steps", "400", "--channels", "8,16", "--stem", "2", "--pool", "1", "--learning-rate",
             "1e-3", "--no-linear-skip", "--seed", "0", "--save-run", str(tmp_path / "run"), *extra]
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -261,7 +261,7 @@ def test_type_b_frame_views_name_the_recognised_state():
 
     config = build_config({"agent": "man", "env_id": ENV_ID, "memory": "typeB", "total_timesteps": 600,
                            "agent_kwargs": {"collect_steps": 120, "memory_steps": 150, "epsilon": 0.0},
-                           "memory_kwargs": {"learning_rate": 1e-3, "net_kwargs": {
+                           "memory_kwargs": {"learning_rate": 1e-3, "pool": 1, "net_kwargs": {
                                "channels": [8, 16], "stem": 2, "skip": False}}})
     adapter = ManAdapter(config)
     adapter.build()

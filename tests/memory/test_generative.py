@@ -2,6 +2,7 @@
 
 import struct
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -42,6 +43,24 @@ def test_cnn_judge_recognises_real_screens():
     assert judge.score(screens[cut:], ids[cut:]) >= 0.95
     per = judge.per_class(screens[cut:cut + 40].reshape(10, 4, 64, 64, 3), ids[cut:cut + 40:4])
     assert per.shape == (10,)
+    # variety and fidelity in its feature space: fresh real screens of a state score ~1 against
+    # real ones; one screen repeated has no variety; the state's noise-free canonical screen
+    # repeated has none either; another state's screens are far from this state's
+    from memagent.judge import variety_fidelity
+
+    engine = gym.make("memagent/Screens-v0").unwrapped.engine
+    rng = np.random.default_rng(0)
+    states = np.array([0, 13, 26])
+    real = engine.screens(np.repeat(states, 48), rng).reshape(3, 48, 64, 64, 3)
+    fresh = engine.screens(np.repeat(states, 16), rng).reshape(3, 16, 64, 64, 3)
+    same = variety_fidelity(judge, fresh, real, n_probe=16)
+    assert 0.75 < same["variety"] < 1.33 and 0.75 < same["fidelity"] < 1.33, same
+    copies = variety_fidelity(judge, np.repeat(fresh[:, :1], 16, axis=1), real, n_probe=16)
+    assert copies["variety"] == 0.0
+    other = variety_fidelity(judge, fresh[[1, 2, 0]], real, n_probe=16)
+    assert other["fidelity"] > 1.1 * same["fidelity"], (other["fidelity"], same["fidelity"])
+    with pytest.raises(ValueError, match="n_probe"):
+        variety_fidelity(judge, fresh, real[:, :16], n_probe=16)
     with pytest.raises(ValueError, match="cnn judge"):
         Judge(classifier="cnn").fit(np.zeros((4, 8)), np.arange(4))
 
@@ -181,3 +200,41 @@ def test_seeded_constructors_leave_torch_global_rng_alone():
     b = CVAEMemory(3, (8, 8), seed=0, device="cpu")
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+def test_pooled_conv_nets_and_patch_products():
+    """``pool``: the nets see block means and decode blocks repeated back to full size, and the
+    loss is the full-size likelihood of the repeated logits; the stride-4 first conv and last
+    deconv, run as matrix products of patches, equal the convolutions they stand for."""
+    import torch.nn.functional as F
+
+    from memagent.memory.vae_nets import ConvDecoder, ConvEncoder, block_mean
+
+    gen = th.Generator().manual_seed(0)
+    x = th.rand(3, 64, 64, 3, generator=gen)
+    assert th.allclose(block_mean(x, 2), F.avg_pool2d(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1), atol=1e-6)
+    enc = ConvEncoder((32, 32, 3), 5, 8, channels=(8, 16), stem=4, skip=True)
+    dec = ConvDecoder((32, 32, 3), 5, 8, channels=(8, 16), stem=4, skip=True)
+    c, z, xs = th.rand(3, 5, generator=gen), th.randn(3, 8, generator=gen), x[:, :32, :32]
+    patched = (enc(xs, c), dec(z, c))
+    enc.patch = dec.patch = False
+    assert all(th.allclose(a, b, atol=1e-5) for a, b in zip(patched[0], enc(xs, c), strict=True))
+    assert th.allclose(patched[1], dec(z, c), atol=1e-5)
+
+    mem = CVAEMemory(4, (64, 64, 3), pool=2, net_kwargs={"channels": (8, 16), "stem": 4},
+                     device="cpu", seed=0)
+    assert mem.encoder.conv[0].in_channels == 3 and mem.decoder.skip is None
+    img = mem.imagine([0, 1], 2)
+    assert img.shape == (2, 2, 64, 64, 3)
+    assert (img[..., ::2, :, :] == img[..., 1::2, :, :]).all()   # 2 x 2 blocks
+    assert (img[..., ::2, :] == img[..., 1::2, :]).all()
+    items = (x * 255).round().to(th.uint8)
+    logits = th.randn(3, 32, 32, 3, generator=gen)
+    full = logits.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    target = items.float() / 255
+    expect = F.binary_cross_entropy_with_logits(full, target, reduction="sum") / 3
+    assert th.allclose(mem._bce(logits, mem._input(items)), expect, rtol=1e-4)
+    with pytest.raises(ValueError, match="pool"):
+        CVAEMemory(4, (64, 64, 3), pool=3, device="cpu")
+    with pytest.raises(ValueError, match="latent_prior"):
+        CVAEMemory(4, (8, 8), latent_prior="posterior", device="cpu")
