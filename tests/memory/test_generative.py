@@ -56,7 +56,7 @@ def test_cnn_judge_recognises_real_screens():
     same = variety_fidelity(judge, fresh, real, n_probe=16)
     assert 0.75 < same["variety"] < 1.33 and 0.75 < same["fidelity"] < 1.33, same
     copies = variety_fidelity(judge, np.repeat(fresh[:, :1], 16, axis=1), real, n_probe=16)
-    assert copies["variety"] == 0.0
+    assert copies["variety"] < 0.01, copies  # ~1e-3: float rounding of equal rows in a batch
     other = variety_fidelity(judge, fresh[[1, 2, 0]], real, n_probe=16)
     assert other["fidelity"] > 1.1 * same["fidelity"], (other["fidelity"], same["fidelity"])
     with pytest.raises(ValueError, match="n_probe"):
