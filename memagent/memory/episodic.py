@@ -305,19 +305,30 @@ class NMNCore(MemoryCore):
         stays silent keeps what it stored, so a cue written at an episode's start survives the
         delay; with eq. 11's write-every-step, a silent neuron's bank gains one code per step
         and the cue's becomes one of hundreds on a long corridor.
+    :param addressed: eq. 12's binary-to-linear write (``NMNLayer(addressed=True)``): each
+        neuron of a firing window writes its own pair of slots, with the rounding's gradient
+        passed straight through. ``None`` (default): addressed for ``write="neighbours"``, not
+        for ``write="external"`` (already linear). With eq. 11's one-hot code instead
+        (``False``), a neuron crossing its threshold at the cue step replaces a whole code and
+        the readout learnt for it then chooses at chance: on TMaze-v0 5 of 10 seeds solved and
+        4 fell back, against 9 of 10 and none addressed (docs/policies.md).
     :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``,
-        ``write``, ``addressed``, ...). Keep ``gamma_eval`` unset under PPO: rollouts run the
+        ``write``, ...). Keep ``gamma_eval`` unset under PPO: rollouts run the
         policy in eval mode and training in train mode, and both must decay alike.
     """
 
     state_batch_dim = 0
 
-    def __init__(self, input_dim: int, hidden_size: int = 32, write_on_fire: bool = True, **kwargs):
+    def __init__(self, input_dim: int, hidden_size: int = 32, write_on_fire: bool = True,
+                 addressed: bool | None = None, **kwargs):
         super().__init__()
         from memagent.memory.nmn import NMNLayer
 
+        if addressed is None:
+            addressed = kwargs.get("write", "neighbours") == "neighbours"
         self.input_dim = int(input_dim)
-        self.layer = NMNLayer(self.input_dim, hidden_size, write_on_fire=write_on_fire, **kwargs)
+        self.layer = NMNLayer(self.input_dim, hidden_size, write_on_fire=write_on_fire,
+                              addressed=addressed, **kwargs)
         self.output_dim = int(self.layer.output_dim)
         self._last: Tensor | None = None
 

@@ -170,3 +170,16 @@ def test_hopfield_similarity_errors():
         make_core("hopfield", 4, similarity="l2")
     with pytest.raises(ValueError, match="needs separation='softmax'"):
         make_core("hopfield", 4, similarity="cosine", separation="max")
+
+
+@pytest.mark.skipif(not _nmn_available(), reason="memagent.memory.nmn.NMNLayer not built yet")
+def test_nmn_core_writes_addressed_by_default_and_gradients_reach_the_cue_step():
+    core = make_core("nmn", F, hidden_size=8, tau=2)
+    assert core.layer.addressed and core.layer.mem_dim == 2 * (2 + 1)
+    x = torch.randn(T, B, F, requires_grad=True)
+    y, _ = core(x, core.initial_state(B), torch.zeros(T, B))
+    y[-1].sum().backward()  # the last step's read depends on what step 0 wrote
+    assert x.grad[0].abs().sum() > 0
+    one_hot = make_core("nmn", F, hidden_size=8, tau=2, addressed=False)
+    assert one_hot.layer.mem_dim == 2 ** (2 + 1)
+    assert not make_core("nmn", F, hidden_size=8, write="external").layer.addressed
