@@ -117,7 +117,9 @@ def test_curriculum_checks_name_the_fix():
 def test_memory_ppo_presets_are_its_defaults_and_budgets():
     """One set of hyperparameters for every core and maze: the preset's defaults are
     MemoryPPO's own, and an env preset sets only the budget and how it is spent (a T-maze
-    curriculum); it never changes a hyperparameter or a core."""
+    curriculum) and, for an env whose returns are far from unit scale, reward normalisation
+    (``normalize``, rl-zoo's per-env key: a property of the env, the same for every core);
+    it never changes a hyperparameter or a core."""
     import inspect
 
     from memagent.agents.memory_ppo import MemoryPPO
@@ -134,7 +136,8 @@ def test_memory_ppo_presets_are_its_defaults_and_budgets():
     assert "memory_kwargs" not in mppo["default"]
     for env_id, preset in mppo.items():
         if env_id != "default":
-            assert set(preset) <= {"total_timesteps", "n_envs", "curriculum"}, env_id
+            assert set(preset) <= {"total_timesteps", "n_envs", "curriculum", "normalize"}, env_id
+            assert preset.get("normalize", True) is True, env_id  # only ever switched on
     dqn = preset_for("dqn", "memagent/TMaze-v0")
     assert dqn["memory_kwargs"] == dict(window=16, embed_dim=32, hidden_dim=32)
     assert dqn["agent_kwargs"]["policy_kwargs"] == {"net_arch": [64]}
