@@ -311,7 +311,8 @@ class NMNCore(MemoryCore):
         for ``write="external"`` (already linear). With eq. 11's one-hot code instead
         (``False``), a neuron crossing its threshold at the cue step replaces a whole code and
         the readout learnt for it then chooses at chance: on TMaze-v0 5 of 10 seeds solved and
-        4 fell back, against 9 of 10 and none addressed (docs/policies.md).
+        4 fell back, against 9 of 10 and none addressed (18 of 20 and 1 over seeds 0-19;
+        docs/policies.md).
     :param kwargs: the :class:`memagent.memory.nmn.NMNLayer` parameters (``tau``, ``gamma``,
         ``write``, ...). Keep ``gamma_eval`` unset under PPO: rollouts run the
         policy in eval mode and training in train mode, and both must decay alike.
