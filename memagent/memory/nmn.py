@@ -36,8 +36,8 @@ part side by side: ``state_dim = 2 * mem_dim``).
 
 The update is a linear recurrence ``M_t = a_t M_{t-1} + b_t`` (``a_t = 0`` where an episode
 starts), so a whole sequence runs at once with a log-depth parallel scan
-(:func:`linear_scan`; on a CPU, when nothing in it needs a gradient, a loop of fused
-in-place steps is 8x faster and is used instead); :meth:`NMNLayer.step` runs one step with
+(:func:`linear_scan`; on a CPU a loop of fused in-place steps, with a hand-written
+backward, is faster and is used instead); :meth:`NMNLayer.step` runs one step with
 the same results.
 """
 
@@ -57,37 +57,98 @@ def _memory(state) -> Tensor:
 SCANS = ("auto", "parallel", "sequential")
 
 
+def _scan_loop(a: Tensor, b: Tensor, h0: Tensor | None, reverse: bool = False) -> Tensor:
+    """``h_t = a_t h_{t-1} + b_t`` as ``T`` fused in-place steps (no autograd); ``reverse``
+    runs from ``T - 1`` down to 0 (``h_t = a_t h_{t+1} + b_t``). ``a`` broadcasts against ``b``."""
+    with torch.no_grad():
+        out = torch.empty(torch.broadcast_shapes(b.shape, a.shape), dtype=b.dtype,
+                          device=b.device)
+        h = torch.zeros_like(out[0]) if h0 is None else h0.expand_as(out[0])
+        steps = zip(a.unbind(0), b.unbind(0), out.unbind(0), strict=True)
+        for a_t, b_t, out_t in (reversed(list(steps)) if reverse else steps):
+            h = torch.addcmul(b_t, a_t, h, out=out_t)
+    return out
+
+
+def _reduce_to(grad: Tensor, shape: torch.Size) -> Tensor:
+    """Sum ``grad`` over the dims it was broadcast along to reach ``shape``'s."""
+    extra = grad.dim() - len(shape)
+    if extra:
+        grad = grad.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(dim=dims, keepdim=True) if dims else grad
+
+
+class _SequentialScan(torch.autograd.Function):
+    """:func:`linear_scan` by loops, forward and backward, with the adjoint recurrence.
+
+    The gradient ``G_t`` of the states gives the adjoint ``L_t = G_t + a_{t+1} L_{t+1}``: one
+    reverse scan; then ``db_t = L_t``, ``da_t = L_t h_{t-1}`` (summed over ``a``'s broadcast
+    dims) and ``dh_0 = a_0 L_0``. No graph is kept over the ``T`` steps: the forward saves
+    ``a``, ``h_0`` and the states, and the backward is ``T`` fused steps and four whole-
+    sequence products, where autograd through the parallel scan replays its ``log2 T`` levels
+    of concatenations.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b, h0):
+        out = _scan_loop(a, b, h0)
+        ctx.save_for_backward(a, h0, out)
+        ctx.b_shape = b.shape
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        a, h0, out = ctx.saved_tensors
+        # L_t = G_t + a_{t+1} L_{t+1}: a reverse scan whose decays are a shifted by one
+        shifted = torch.cat([a[1:], torch.zeros_like(a[:1])], dim=0)
+        adj = _scan_loop(shifted, grad_out, None, reverse=True)
+        grad_a = grad_b = grad_h0 = None
+        if ctx.needs_input_grad[0]:
+            before = torch.empty_like(out)  # h_{t-1}
+            before[1:] = out[:-1]
+            if h0 is None:
+                before[0] = 0.0
+            else:
+                before[0] = h0
+            grad_a = _reduce_to(adj * before, a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = _reduce_to(adj, ctx.b_shape)
+        if h0 is not None and ctx.needs_input_grad[2]:
+            grad_h0 = _reduce_to(a[0] * adj[0], h0.shape)
+        return grad_a, grad_b, grad_h0
+
+
 def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "auto") -> Tensor:
-    """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0.
+    """All states of ``h_t = a_t * h_{t-1} + b_t`` over dim 0, differentiable in ``a``, ``b``, ``h0``.
 
     :param a: decay factors ``(T, ...)``, broadcastable against ``b``.
     :param b: inputs ``(T, ...)``.
     :param h0: the state before step 0 (``b``'s shape without T); zeros if ``None``.
     :param method: ``"parallel"``: a Hillis-Steele scan, ``log2(T)`` levels of whole-sequence
         products and sums (no division, no cumprod ratios, so decays that underflow to zero
-        stay exact): few, large kernels, the GPU's choice. ``"sequential"``: ``T`` fused
-        in-place steps ``h = a_t h + b_t`` without autograd: on a CPU the scan's ``T log T``
-        work and its copies cost more than ``T`` tiny kernels (5.4 ms against 0.7 ms for a
-        (128, 4, 64, 8) sequence). ``"auto"`` (default): sequential on a CPU when no input
-        needs a gradient (the NMN's default write: its decays and writes come from rounded
-        outputs), parallel otherwise. The two agree to float rounding (~1e-7).
+        stay exact), differentiated by autograd: few, large kernels, the GPU's choice.
+        ``"sequential"``: ``T`` fused in-place steps ``h = a_t h + b_t``, and when a gradient
+        is needed a hand-written backward (the adjoint recurrence, ``T`` reverse steps): on a
+        CPU the scan's ``T log T`` work and its copies cost more than ``T`` tiny kernels.
+        ``"auto"`` (default): sequential on a CPU, parallel on other devices. The two agree to
+        float rounding (~1e-7), values and gradients.
     :return: ``(T, ...)``, the state after each step.
     """
     if method not in SCANS:
         raise ValueError(f"method must be one of {SCANS}, got {method!r}")
     a = a.expand(b.shape[0], *a.shape[1:])  # keep a's broadcast (smaller) shape
     if method == "auto":
+        method = "sequential" if b.device.type == "cpu" else "parallel"
+    if method == "sequential":
         grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (a, b, h0))
-        method = "sequential" if b.device.type == "cpu" and not grad else "parallel"
-    if method == "sequential":
-        with torch.no_grad():
-            out = torch.empty(torch.broadcast_shapes(b.shape, a.shape), dtype=b.dtype,
-                              device=b.device)
-            h = torch.zeros_like(out[0]) if h0 is None else h0.expand_as(out[0])
-            for a_t, b_t, out_t in zip(a.unbind(0), b.unbind(0), out.unbind(0), strict=True):
-                h = torch.addcmul(b_t, a_t, h, out=out_t)
-        return out
+        if not grad:
+            return _scan_loop(a, b, h0)
+        if h0 is not None:
+            h0 = h0.expand(b.shape[1:]) if h0.dim() < b.dim() - 1 else h0
+        return _SequentialScan.apply(a, b, h0)
     if h0 is not None:
         b = torch.cat([(a[:1] * h0.unsqueeze(0) + b[:1]), b[1:]], dim=0)
     d = 1
@@ -102,12 +163,13 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor | None = None, method: str = "a
 
 class _Augment(torch.autograd.Function):
     """Eq. 2 over a sequence, ``y_t = [x_t, x_t keep_t M_{t-1}]`` per neuron, written into one
-    ``(T, B, H, 1 + mem_dim)`` output; the memories carry no gradient (the default write).
+    ``(T, B, H, 1 + mem_dim)`` output.
 
     ``x (T, B, H)``, ``keep (T, B, 1)`` (0 where an episode starts), ``state (B, H, m)`` the
     memory before step 0 and ``states (T, B, H, m)`` after each step. One pass over the
     output instead of three (building ``[1, M]``, then the product), and the backward
-    reads the memories where they are.
+    reads the memories where they are; the memories get their gradient
+    ``x_t keep_t dy_t`` when they need one (the addressed write).
     """
 
     @staticmethod
@@ -117,16 +179,23 @@ class _Augment(torch.autograd.Function):
         y[..., 0] = x
         torch.mul(xk[0].unsqueeze(-1), state, out=y[0, ..., 1:])
         torch.mul(xk[1:].unsqueeze(-1), states[:-1], out=y[1:, ..., 1:])
-        ctx.save_for_backward(keep, state, states)
+        ctx.save_for_backward(keep, state, states, xk)
         return y
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y):
-        keep, state, states = ctx.saved_tensors
+        keep, state, states, xk = ctx.saved_tensors
         read = grad_y.new_empty(grad_y.shape[:-1])  # (T, B, H): sum_k dy_k M_{t-1, k}
         torch.sum(grad_y[0, ..., 1:] * state, -1, out=read[0])
         torch.sum(grad_y[1:, ..., 1:] * states[:-1], -1, out=read[1:])
-        return torch.addcmul(grad_y[..., 0], read, keep), None, None, None
+        grad_state = grad_states = None
+        if ctx.needs_input_grad[2]:
+            grad_state = grad_y[0, ..., 1:] * xk[0].unsqueeze(-1)
+        if ctx.needs_input_grad[3]:
+            grad_states = torch.zeros_like(states)  # M_T is not read by this sequence
+            torch.mul(grad_y[1:, ..., 1:], xk[1:].unsqueeze(-1), out=grad_states[:-1])
+        return torch.addcmul(grad_y[..., 0], read, keep), None, grad_state, grad_states
 
 
 def _round(x: Tensor, straight_through: bool) -> Tensor:
@@ -295,8 +364,7 @@ class NMNLayer(nn.Module):
             before = keep * state.unsqueeze(0)  # M_0, reset: (1, B, H, state_dim)
             return self._augment(x, self.read(before)), ((keep * a) * state.unsqueeze(0) + g)[0]
         states = linear_scan(keep * a, g, state)  # (T, B, H, state_dim): M_1 .. M_T
-        if self.floor == 0 and not (states.requires_grad or state.requires_grad):
-            # eq. 2 written straight into the output, reset and all (no concatenations)
+        if self.floor == 0:  # eq. 2 written straight into the output, reset and all
             return _Augment.apply(x, keep.view(T, B, 1), state, states).flatten(-2), states[-1]
         before = keep * torch.cat([state.unsqueeze(0), states[:-1]], dim=0)  # M_{t-1}, reset
         return self._augment(x, self.read(before)), states[-1]
