@@ -64,6 +64,9 @@ def register(subparsers) -> None:
     p.add_argument("--pool", type=int, default=None,
                    help="the memory's networks see and decode pool x pool block means of the "
                    "screen (2: 32 x 32 for 64 x 64 screens, the judge's resolution)")
+    p.add_argument("--shift", type=int, default=None,
+                   help="train the memory on screens moved by up to this many pixels each way "
+                   "(a multiple of --pool; 0: as stored)")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
@@ -121,7 +124,8 @@ def man_config(args):
                                        ("beta", getattr(args, "beta", None)),
                                        ("alpha", getattr(args, "alpha", None)),
                                        ("root_noise", getattr(args, "root_noise", None)),
-                                       ("pool", getattr(args, "pool", None)))
+                                       ("pool", getattr(args, "pool", None)),
+                                       ("shift", getattr(args, "shift", None)))
                      if v is not None}
     net = {k: v for k, v in (("channels", getattr(args, "channels", None)), ("stem", getattr(args, "stem", None)),
                              ("skip", getattr(args, "linear_skip", None))) if v is not None}

@@ -74,6 +74,11 @@ class GenerativeMemory(nn.Module):
         the paper): each class's aggregate posterior, a diagonal Gaussian moment-matched to the
         encoder's posteriors of the class's stored items at the end of every ``fit``
         (:meth:`fit_latents`); classes without items keep the prior.
+    :param shift: augmentation: ``fit`` moves each training item by a random whole number
+        of pixels in ``[-shift, shift]`` down and across (edge pixels repeated), a multiple
+        of ``pool`` (the networks' pixels). For screens whose views shift by a few pixels
+        (Screens-v0: 2), so a state with one stored screen is still learnt at every shift.
+        0: the items as stored.
     :param device: ``"auto" | "cpu" | "cuda"``.
     :param seed: seeds the weights and the sampling noise.
     """
@@ -83,7 +88,8 @@ class GenerativeMemory(nn.Module):
     def __init__(self, n_classes: int, item_shape: tuple[int, ...], latent_dim: int = 16,
                  arch: str = "auto", net_kwargs: dict | None = None, beta: float = 1.0,
                  learning_rate: float = 1e-3, pixel_max: float | None = None, pool: int = 1,
-                 latent_prior: str = "prior", device: str = "auto", seed: int | None = None):
+                 latent_prior: str = "prior", shift: int = 0, device: str = "auto",
+                 seed: int | None = None):
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"n_classes must be >= 1, got {n_classes}")
@@ -95,10 +101,16 @@ class GenerativeMemory(nn.Module):
             raise ValueError(f"pool must be >= 1 and divide the height and width of "
                              f"channels-last images (H, W, C), got pool={pool} for "
                              f"item_shape={tuple(item_shape)}; use pool=1")
+        shift = int(shift)
+        if shift < 0 or shift % pool or (shift and len(item_shape) != 3):
+            raise ValueError(f"shift must be >= 0, a multiple of pool={pool} and used with "
+                             f"channels-last images (H, W, C), got shift={shift} for "
+                             f"item_shape={tuple(item_shape)}; use shift=0 or a multiple of pool")
+        self.shift = shift
         self.config = {"n_classes": int(n_classes), "item_shape": tuple(int(s) for s in item_shape),
                        "latent_dim": int(latent_dim), "arch": arch, "net_kwargs": net_kwargs or {},
                        "beta": beta, "learning_rate": learning_rate, "pixel_max": pixel_max,
-                       "pool": pool, "latent_prior": latent_prior, "seed": seed}
+                       "pool": pool, "latent_prior": latent_prior, "shift": shift, "seed": seed}
         self.latent_prior = latent_prior
         self.n_classes, self.item_shape, self.pool = int(n_classes), self.config["item_shape"], pool
         net_shape = self.item_shape if pool == 1 else \
@@ -167,6 +179,18 @@ class GenerativeMemory(nn.Module):
             return np.round(img * 255.0).astype(np.uint8)
         return (img * (self.pixel_max or 1.0)).astype(np.float32)
 
+    def _shifted(self, x: th.Tensor) -> th.Tensor:
+        """``x (B, h, w, C)`` (the networks' resolution), each item moved by its own random
+        offset of up to ``shift / pool`` pixels each way, edges repeated."""
+        s = self.shift // self.pool
+        B, h, w, _ = x.shape
+        padded = F.pad(x.permute(0, 3, 1, 2), (s, s, s, s), mode="replicate")  # (B, C, h+2s, w+2s)
+        off = th.randint(0, 2 * s + 1, (2, B, 1), generator=self.train_generator,
+                         device=x.device)
+        rows = (off[0] + th.arange(h, device=x.device))[:, :, None]  # (B, h, 1)
+        cols = (off[1] + th.arange(w, device=x.device))[:, None, :]  # (B, 1, w)
+        return padded.permute(0, 2, 3, 1)[th.arange(B, device=x.device)[:, None, None], rows, cols]
+
     def _bce(self, logits: th.Tensor, x: th.Tensor) -> th.Tensor:
         """Bernoulli negative log-likelihood summed over an item, averaged over the batch
         (of the full-size item: ``pool**2`` times that of the block means, linear in ``x``)."""
@@ -206,6 +230,8 @@ class GenerativeMemory(nn.Module):
         for step in range(1, int(steps) + 1):
             batch = memory.sample(batch_size)
             x, keys = self._input(batch.items), self._keys(batch.keys)
+            if self.shift:
+                x = self._shifted(x)
             self.seen += th.bincount(keys, minlength=self.n_classes)
             loss, parts = self.loss(x, keys)
             self.optimizer.zero_grad(set_to_none=True)

@@ -238,3 +238,28 @@ def test_pooled_conv_nets_and_patch_products():
         CVAEMemory(4, (64, 64, 3), pool=3, device="cpu")
     with pytest.raises(ValueError, match="latent_prior"):
         CVAEMemory(4, (8, 8), latent_prior="posterior", device="cpu")
+
+
+def test_shift_augmentation_moves_items_within_range_and_is_seeded():
+    """``shift``: each training item moves by its own offset in [-shift/pool, shift/pool]
+    network pixels, every offset occurs, edges repeat, and the draw follows the seed."""
+    mem = LambdaHotVAEMemory(3, (16, 16, 3), pool=2, shift=4, device="cpu", seed=0)
+    x = th.zeros(400, 8, 8, 3)
+    x[:, 4, 3, 0] = 1.0  # one lit pixel at (4, 3) of the networks' 8 x 8
+    moved = mem._shifted(x)
+    where = th.nonzero(moved[..., 0])  # (item, row, col) of every lit pixel
+    assert len(where) == 400 and (where[:, 0] == th.arange(400)).all()  # each item moved, none lost
+    offsets = {(int(r) - 4, int(c) - 3) for r, c in where[:, 1:]}
+    assert offsets == {(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)}
+    edge = th.zeros(60, 8, 8, 3)
+    edge[:, :, 0] = 1.0  # a lit left column: repeated when the item moves right, gone if left
+    lit = mem._shifted(edge)[..., 0].amax(1)  # (60, 8): which columns are lit
+    widths = lit.sum(1).long()
+    assert set(widths.tolist()) == {0, 1, 2, 3}  # moved left, not at all, right by 1, by 2
+    assert all((lit[i, :w] == 1).all() and (lit[i, w:] == 0).all() for i, w in enumerate(widths))
+    again = LambdaHotVAEMemory(3, (16, 16, 3), pool=2, shift=4, device="cpu", seed=0)
+    assert th.equal(again._shifted(x), moved)
+    with pytest.raises(ValueError, match="shift must be >= 0, a multiple of pool=2"):
+        LambdaHotVAEMemory(3, (16, 16, 3), pool=2, shift=3, device="cpu")
+    with pytest.raises(ValueError, match="shift must be"):
+        CVAEMemory(3, (8, 8), shift=1, device="cpu")
