@@ -10,11 +10,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from memagent.memory.episodic import HopfieldCore, _Attention
-from memagent.memory.hopfield import retrieve
+from memagent.memory.hopfield import get_similarity, retrieve
 
 
 def _mask(B, Q, N, g):
@@ -45,6 +46,18 @@ def test_attention_backward_passes_gradcheck(heads_q, beta):
     torch.testing.assert_close(z_only(q, k_s, k_v), ref.view(B, heads_q, D))
     # one input without a gradient: the others' gradients are unchanged
     assert torch.autograd.gradcheck(lambda q, k_v: z_only(q, k_s.detach(), k_v), (q, k_v))
+    # the per-head recency term lam_h * rel: its gradient too, and the forward against the same
+    # reference with the term added
+    rel = -torch.log1p(torch.rand(Q, N, generator=g, dtype=torch.float64) * 9)
+    lam = torch.tensor([0.0, 0.5, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+
+    def z_recency(q, k_s, k_v, lam):
+        return _Attention.apply(q, k_s, k_v, bias, beta, rel, lam)[1]
+
+    assert torch.autograd.gradcheck(z_recency, (q, k_s, k_v, lam))
+    scores = scores + lam.view(1, h, 1, 1) * rel
+    torch.testing.assert_close(z_recency(q, k_s, k_v, lam),
+                               (torch.softmax(scores, -1) @ k_v.unsqueeze(1)).view(B, heads_q, D))
 
 
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
@@ -56,12 +69,25 @@ def test_core_read_passes_gradcheck(similarity, Q):
     q = torch.randn(B, core.heads, Q, D, generator=g, dtype=torch.float64, requires_grad=True)
     keys = torch.randn(B, N, D, generator=g, dtype=torch.float64, requires_grad=True)
     mask = _mask(B, Q, N, g)
-    assert torch.autograd.gradcheck(lambda q, keys: core._read(q, keys, mask)[1], (q, keys))
-    z, w = retrieve(q, keys.unsqueeze(1), similarity=similarity, beta=core.beta,
+    back = torch.randint(0, 30, (Q, N), generator=g)  # steps from each query back to each key
+    assert torch.autograd.gradcheck(lambda q, keys: core._read(q, keys, mask, back)[1], (q, keys))
+    sim = _with_recency(core, -torch.log1p(back.double()).view(1, 1, Q, N))
+    z, w = retrieve(q, keys.unsqueeze(1), similarity=sim, beta=core.beta,
                     mask=mask.unsqueeze(1), return_weights=True)
-    w_core, z_core = core._read(q, keys, mask)
+    w_core, z_core = core._read(q, keys, mask, back)
     torch.testing.assert_close(z_core, z)
     torch.testing.assert_close(w_core, w)
+    without, _ = retrieve(q, keys.unsqueeze(1), similarity=similarity, beta=core.beta,
+                          mask=mask.unsqueeze(1), return_weights=True)
+    torch.testing.assert_close(core._read(q, keys, mask)[1], without)  # back=None: no term
+
+
+def _with_recency(core: HopfieldCore, rel: torch.Tensor):
+    """The core's scores as a ``retrieve`` similarity: ``sim + lam_h rel / beta`` per head
+    (softmax separation multiplies scores by beta), heads on dim -3."""
+    base = get_similarity(core.similarity)
+    lam = core.recency.detach().view(-1, 1, 1)
+    return lambda q, k: base(q, k) + lam * rel / core.beta
 
 
 def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
@@ -81,18 +107,26 @@ def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> tor
             p = (js - begin).to(x.dtype)[:, None]  # positions in the episode
             keys = torch.cat([x[js, b], torch.log1p(p) / math.log1p(C), 1 / (1 + p)], -1)  # (N, D)
             q = core.query(x[t, b]).view(h, D)
-            z = retrieve(q, keys, similarity=core.similarity, beta=core.beta)  # (h, D)
+            sim = core.similarity
+            if core.recency is not None:  # -log(1 + steps back) per key, lam_h per head
+                rel = -torch.log1p((t - js).to(x.dtype))  # (N,)
+                base = get_similarity(core.similarity)
+                lam = core.recency.view(h, 1)
+                sim = lambda q, k, rel=rel, base=base, lam=lam: base(q, k) + lam * rel / core.beta  # noqa: E731
+            z = retrieve(q, keys, similarity=sim, beta=core.beta)  # (h, D)
             y[t, b] = torch.tanh(core.out(torch.cat([x[t, b], z.reshape(-1)])))
     return y
 
 
+@pytest.mark.parametrize("recency", [None, False], ids=["recency", "no-recency"])
 @pytest.mark.parametrize("embed_dim", [5, None])
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
-def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim):
+def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency):
     torch.manual_seed(2)
     T, B, F = 17, 3, 4
     core = HopfieldCore(F, output_dim=6, heads=2, capacity=5, beta=3.0, similarity=similarity,
-                        embed_dim=embed_dim).double()
+                        embed_dim=embed_dim, recency=recency).double()
+    assert (core.recency is None) == (recency is False)  # default: lam = (0, 2) for 2 heads
     x = torch.randn(T, B, F, dtype=torch.float64)
     starts = torch.zeros(T, B)
     starts[0] = 1
@@ -109,3 +143,43 @@ def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim):
     torch.testing.assert_close(seq, ref)
     torch.testing.assert_close(torch.cat(steps), ref)
     torch.testing.assert_close(torch.cat([a, b]), ref)
+
+
+def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
+    """With a query of zero (every similarity equal), head h's read weighs the step d back
+    by (1 + d) ** -lam_h, whatever the episode position; lam = 0 reads uniformly."""
+    core = HopfieldCore(3, heads=4, capacity=64, embed_dim=None)
+    assert core.recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # the default starting lams
+    with torch.no_grad():
+        core.query.weight.zero_()
+        core.query.bias.zero_()
+    T = 40
+    x = torch.randn(T, 1, 3)
+    starts = torch.zeros(T, 1)
+    starts[0] = starts[25] = 1  # the last read is 14 steps into its episode
+    with torch.no_grad():
+        for path in ("sequence", "step"):
+            if path == "sequence":
+                core(x, core.initial_state(1), starts)
+            else:
+                state = core.initial_state(1)
+                for t in range(T):
+                    _, state = core(x[t:t + 1], state, starts[t:t + 1])
+            seen = core.inspect()
+            p, w = seen["positions"][0], seen["attention"][0]  # (N,), (heads, N)
+            mine = p >= 0 if path == "step" else np.arange(len(p)) >= len(p) - 15
+            back = 14 - p[mine]  # steps back from the last read
+            for h, lam in enumerate([0.0, 0.5, 1.0, 2.0]):
+                expect = (1.0 + back) ** -lam
+                np.testing.assert_allclose(w[h, mine], expect / expect.sum(), rtol=1e-5)
+                assert w[h, ~mine].sum() == 0  # the earlier episode is not read
+    # a checkpoint saved without the term loads with lam = 0 (it then reads as it did)
+    old = {k: v for k, v in core.state_dict().items() if k != "recency"}
+    fresh = HopfieldCore(3, heads=4, capacity=64, embed_dim=None)
+    fresh.load_state_dict(old)
+    assert fresh.recency.tolist() == [0.0] * 4
+    assert HopfieldCore(3, separation="max", similarity="dot").recency is None  # no bias there
+    with pytest.raises(ValueError, match="recency needs separation='softmax'"):
+        HopfieldCore(3, separation="max", similarity="dot", recency=True)
+    with pytest.raises(ValueError, match="one initial weight per head"):
+        HopfieldCore(3, heads=4, recency=[1.0, 2.0])
