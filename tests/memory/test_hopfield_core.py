@@ -63,7 +63,8 @@ def test_attention_backward_passes_gradcheck(heads_q, beta):
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
 @pytest.mark.parametrize("Q", [1, 20], ids=["step", "sequence"])
 def test_core_read_passes_gradcheck(similarity, Q):
-    core = HopfieldCore(3, heads=4, capacity=8, beta=1.7, similarity=similarity).double()
+    core = HopfieldCore(3, heads=4, capacity=8, beta=1.7, similarity=similarity,
+                        recency=True).double()
     g = torch.Generator().manual_seed(1)
     B, N, D = 2, 9, core.key_dim
     q = torch.randn(B, core.heads, Q, D, generator=g, dtype=torch.float64, requires_grad=True)
@@ -118,7 +119,7 @@ def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> tor
     return y
 
 
-@pytest.mark.parametrize("recency", [None, False], ids=["recency", "no-recency"])
+@pytest.mark.parametrize("recency", [True, False], ids=["recency", "no-recency"])
 @pytest.mark.parametrize("embed_dim", [5, None])
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
 def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency):
@@ -126,7 +127,7 @@ def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency):
     T, B, F = 17, 3, 4
     core = HopfieldCore(F, output_dim=6, heads=2, capacity=5, beta=3.0, similarity=similarity,
                         embed_dim=embed_dim, recency=recency).double()
-    assert (core.recency is None) == (recency is False)  # default: lam = (0, 2) for 2 heads
+    assert (core.recency is None) == (recency is False)  # True: lam starts at (0, 2), 2 heads
     x = torch.randn(T, B, F, dtype=torch.float64)
     starts = torch.zeros(T, B)
     starts[0] = 1
@@ -148,8 +149,9 @@ def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency):
 def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
     """With a query of zero (every similarity equal), head h's read weighs the step d back
     by (1 + d) ** -lam_h, whatever the episode position; lam = 0 reads uniformly."""
-    core = HopfieldCore(3, heads=4, capacity=64, embed_dim=None)
-    assert core.recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # the default starting lams
+    assert HopfieldCore(3).recency is None  # off by default
+    core = HopfieldCore(3, heads=4, capacity=64, embed_dim=None, recency=True)
+    assert core.recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # recency=True's starting lams
     with torch.no_grad():
         core.query.weight.zero_()
         core.query.bias.zero_()
@@ -175,10 +177,11 @@ def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
                 assert w[h, ~mine].sum() == 0  # the earlier episode is not read
     # a checkpoint saved without the term loads with lam = 0 (it then reads as it did)
     old = {k: v for k, v in core.state_dict().items() if k != "recency"}
-    fresh = HopfieldCore(3, heads=4, capacity=64, embed_dim=None)
+    fresh = HopfieldCore(3, heads=4, capacity=64, embed_dim=None, recency=True)
     fresh.load_state_dict(old)
     assert fresh.recency.tolist() == [0.0] * 4
-    assert HopfieldCore(3, separation="max", similarity="dot").recency is None  # no bias there
+    assert HopfieldCore(3, separation="max", similarity="dot", recency=None).recency is None
+    assert HopfieldCore(3, recency=None).recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # softmax: on
     with pytest.raises(ValueError, match="recency needs separation='softmax'"):
         HopfieldCore(3, separation="max", similarity="dot", recency=True)
     with pytest.raises(ValueError, match="one initial weight per head"):
