@@ -151,7 +151,9 @@ def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
     by (1 + d) ** -lam_h, whatever the episode position; lam = 0 reads uniformly."""
     assert HopfieldCore(3).recency is None  # off by default
     core = HopfieldCore(3, heads=4, capacity=64, embed_dim=None, recency=True)
-    assert core.recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # recency=True's starting lams
+    assert core.recency.tolist() == [0.0, 0.0, 1.0, 2.0]  # recency=True's starting lams
+    with torch.no_grad():
+        core.recency.copy_(torch.tensor([0.0, 0.5, 1.0, 2.0]))  # four different lams to read by
     with torch.no_grad():
         core.query.weight.zero_()
         core.query.bias.zero_()
@@ -181,7 +183,8 @@ def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
     fresh.load_state_dict(old)
     assert fresh.recency.tolist() == [0.0] * 4
     assert HopfieldCore(3, separation="max", similarity="dot", recency=None).recency is None
-    assert HopfieldCore(3, recency=None).recency.tolist() == [0.0, 0.5, 1.0, 2.0]  # softmax: on
+    assert HopfieldCore(3, recency=None).recency.tolist() == [0.0, 0.0, 1.0, 2.0]  # softmax: on
+    assert HopfieldCore(3, heads=8, recency=True).recency.tolist() == [0.0] * 4 + [0.25, 0.5, 1, 2]
     with pytest.raises(ValueError, match="recency needs separation='softmax'"):
         HopfieldCore(3, separation="max", similarity="dot", recency=True)
     with pytest.raises(ValueError, match="one initial weight per head"):
