@@ -189,3 +189,39 @@ def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
         HopfieldCore(3, separation="max", similarity="dot", recency=True)
     with pytest.raises(ValueError, match="one initial weight per head"):
         HopfieldCore(3, heads=4, recency=[1.0, 2.0])
+
+
+def test_previous_passes_the_episodes_last_step_and_old_checkpoints_load():
+    """previous=True: the output map reads e_{t-1} (0 on an episode's first step), the same on
+    the step and sequence paths; a checkpoint without it loads and reads as it did."""
+    torch.manual_seed(0)
+    core = HopfieldCore(5, output_dim=6, capacity=8, previous=True).double()
+    T, B = 12, 3
+    x = torch.randn(T, B, 5, dtype=torch.double)
+    starts = torch.zeros(T, B, dtype=torch.double)
+    starts[0] = 1
+    starts[5, 1] = starts[9, 2] = 1
+    y, _ = core(x, core.initial_state(B), starts)
+    state, ys = core.initial_state(B), []
+    for t in range(T):  # the step path, and a sequence split in two, give the same outputs
+        y_t, state = core(x[t:t + 1], state, starts[t:t + 1])
+        ys.append(y_t)
+    torch.testing.assert_close(torch.cat(ys), y)
+    y1, mid = core(x[:7], core.initial_state(B), starts[:7])
+    torch.testing.assert_close(torch.cat([y1, core(x[7:], mid, starts[7:])[0]]), y)
+    # what the output map reads: zero e_{t-1}'s columns and only the first steps stay the same
+    E = core.embed_dim
+    with torch.no_grad():
+        core.out.weight[:, E:2 * E] = 0
+    y0, _ = core(x, core.initial_state(B), starts)
+    first = torch.zeros(T, B, dtype=torch.bool)
+    first[0], first[5, 1], first[9, 2] = True, True, True
+    assert torch.equal(y0[first], y[first]) and (y0[~first] - y[~first]).abs().min() > 0
+    # an old checkpoint (no e_{t-1} columns) loads with them at 0 and reads as it did
+    old = HopfieldCore(5, output_dim=6, capacity=8).double()
+    fresh = HopfieldCore(5, output_dim=6, capacity=8, previous=True).double()
+    fresh.load_state_dict(old.state_dict())
+    torch.testing.assert_close(fresh(x, fresh.initial_state(B), starts)[0],
+                               old(x, old.initial_state(B), starts)[0])
+    with pytest.raises(ValueError, match="previous must be True or False"):
+        HopfieldCore(5, previous="yes")
