@@ -207,7 +207,11 @@ class HopfieldCore(MemoryCore):
         self.previous = previous
         # W_v folded into the output map: [e_t, (e_{t-1},) z_1..z_heads] -> y.
         self._out_in = self.embed_dim * (1 + previous) + heads * self.key_dim
-        self.out = nn.Linear(self._out_in, self.output_dim)
+        self.out = nn.Linear(self._out_in - self.embed_dim * previous, self.output_dim)
+        if previous:  # e_{t-1}'s columns start at 0: at init the core reads as without them
+            w, E = self.out.weight.detach(), self.embed_dim
+            self.out.weight = nn.Parameter(torch.cat([w[:, :E], w.new_zeros(w.shape[0], E), w[:, E:]], 1))
+            self.out.in_features = self._out_in
         self._last: tuple[Tensor, ...] | None = None
         self._aranges: dict = {}
         self._tables: dict = {}
