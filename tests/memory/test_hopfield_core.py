@@ -115,18 +115,25 @@ def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> tor
                 lam = core.recency.view(h, 1)
                 sim = lambda q, k, rel=rel, base=base, lam=lam: base(q, k) + lam * rel / core.beta  # noqa: E731
             z = retrieve(q, keys, similarity=sim, beta=core.beta)  # (h, D)
-            y[t, b] = torch.tanh(core.out(torch.cat([x[t, b], z.reshape(-1)])))
+            head = [x[t, b]]
+            if core.previous:  # the episode's previous step, 0 on its first
+                head.append(x[t - 1, b] if t > begin else torch.zeros_like(x[t, b]))
+            y[t, b] = torch.tanh(core.out(torch.cat([*head, z.reshape(-1)])))
     return y
 
 
+@pytest.mark.parametrize("previous", [True, False], ids=["previous", "no-previous"])
 @pytest.mark.parametrize("recency", [True, False], ids=["recency", "no-recency"])
 @pytest.mark.parametrize("embed_dim", [5, None])
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])
-def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency):
+def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency, previous):
     torch.manual_seed(2)
     T, B, F = 17, 3, 4
     core = HopfieldCore(F, output_dim=6, heads=2, capacity=5, beta=3.0, similarity=similarity,
-                        embed_dim=embed_dim, recency=recency).double()
+                        embed_dim=embed_dim, recency=recency, previous=previous).double()
+    if previous:  # e_{t-1}'s columns start at 0: give them weights to be read by
+        E = core.embed_dim
+        torch.nn.init.normal_(core.out.weight.data[:, E:2 * E])
     assert (core.recency is None) == (recency is False)  # True: lam starts at (0, 2), 2 heads
     x = torch.randn(T, B, F, dtype=torch.float64)
     starts = torch.zeros(T, B)
@@ -191,37 +198,35 @@ def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
         HopfieldCore(3, heads=4, recency=[1.0, 2.0])
 
 
-def test_previous_passes_the_episodes_last_step_and_old_checkpoints_load():
-    """previous=True: the output map reads e_{t-1} (0 on an episode's first step), the same on
-    the step and sequence paths; a checkpoint without it loads and reads as it did."""
+def test_previous_starts_as_without_it_and_old_checkpoints_load():
+    """previous=True (the default): e_{t-1}'s columns of the output map start at 0, so the core
+    starts as the one without them, from the same draws; what it reads through them is e_{t-1}
+    (tested against the reference above); a checkpoint without them loads and reads as it did."""
+    assert HopfieldCore(5).previous is True
     torch.manual_seed(0)
-    core = HopfieldCore(5, output_dim=6, capacity=8, previous=True).double()
+    old = HopfieldCore(5, output_dim=6, capacity=8, previous=False).double()
+    torch.manual_seed(0)
+    core = HopfieldCore(5, output_dim=6, capacity=8).double()
     T, B = 12, 3
     x = torch.randn(T, B, 5, dtype=torch.double)
     starts = torch.zeros(T, B, dtype=torch.double)
     starts[0] = 1
     starts[5, 1] = starts[9, 2] = 1
-    y, _ = core(x, core.initial_state(B), starts)
-    state, ys = core.initial_state(B), []
-    for t in range(T):  # the step path, and a sequence split in two, give the same outputs
-        y_t, state = core(x[t:t + 1], state, starts[t:t + 1])
-        ys.append(y_t)
-    torch.testing.assert_close(torch.cat(ys), y)
-    y1, mid = core(x[:7], core.initial_state(B), starts[:7])
-    torch.testing.assert_close(torch.cat([y1, core(x[7:], mid, starts[7:])[0]]), y)
-    # what the output map reads: zero e_{t-1}'s columns and only the first steps stay the same
-    E = core.embed_dim
+    y_old = old(x, old.initial_state(B), starts)[0]
+    E = core.embed_dim  # the same draws, and e_{t-1}'s columns 0: the same outputs at init
+    w = core.out.weight.detach()
+    assert torch.equal(torch.cat([w[:, :E], w[:, 2 * E:]], 1), old.out.weight) and not w[:, E:2 * E].any()
+    torch.testing.assert_close(core(x, core.initial_state(B), starts)[0], y_old)
     with torch.no_grad():
-        core.out.weight[:, E:2 * E] = 0
-    y0, _ = core(x, core.initial_state(B), starts)
+        torch.nn.init.normal_(core.out.weight[:, E:2 * E])
+    y = core(x, core.initial_state(B), starts)[0]
     first = torch.zeros(T, B, dtype=torch.bool)
     first[0], first[5, 1], first[9, 2] = True, True, True
-    assert torch.equal(y0[first], y[first]) and (y0[~first] - y[~first]).abs().min() > 0
-    # an old checkpoint (no e_{t-1} columns) loads with them at 0 and reads as it did
-    old = HopfieldCore(5, output_dim=6, capacity=8).double()
-    fresh = HopfieldCore(5, output_dim=6, capacity=8, previous=True).double()
-    fresh.load_state_dict(old.state_dict())
-    torch.testing.assert_close(fresh(x, fresh.initial_state(B), starts)[0],
-                               old(x, old.initial_state(B), starts)[0])
+    # only an episode's first step (e_{t-1} = 0) reads as without the term
+    torch.testing.assert_close(y[first], y_old[first])
+    assert (y[~first] - y_old[~first]).abs().amax(-1).min() > 1e-3
+    fresh = HopfieldCore(5, output_dim=6, capacity=8).double()
+    fresh.load_state_dict(old.state_dict())  # saved without e_{t-1}'s columns
+    torch.testing.assert_close(fresh(x, fresh.initial_state(B), starts)[0], y_old)
     with pytest.raises(ValueError, match="previous must be True or False"):
         HopfieldCore(5, previous="yes")
