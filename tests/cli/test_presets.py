@@ -25,6 +25,16 @@ def test_default_run_is_hopfield_memory_ppo_on_tmaze():
     assert config.agent_kwargs["learning_rate"] == "lin_6e-4"  # the default under the env preset
 
 
+def test_long_delay_presets_roll_out_256_steps_and_a_flag_wins():
+    # the cue and the choice ~100 steps apart: the rollout (the truncated-BPTT length) is 256
+    config = build_config({"env_id": "memagent/TMaze-L100-v0"})
+    assert (config.agent_kwargs["n_steps"], config.agent_kwargs["batch_size"]) == (256, 768)
+    assert config.agent_kwargs["n_epochs"] == 10  # the rest merged from the default, key by key
+    config = build_config({"env_id": "memagent/TMaze-L100-v0", "agent_kwargs.n_steps": 128,
+                           "agent_kwargs.batch_size": 512})
+    assert (config.agent_kwargs["n_steps"], config.agent_kwargs["batch_size"]) == (128, 512)
+
+
 def test_every_shipped_preset_file_is_valid_and_keyed_by_env():
     files = sorted(PRESET_DIR.glob("*.yml"))
     assert {f.stem for f in files} >= {"memory-ppo", "ppo", "dqn", "man"}
@@ -117,9 +127,11 @@ def test_curriculum_checks_name_the_fix():
 def test_memory_ppo_presets_are_its_defaults_and_budgets():
     """One set of hyperparameters for every core and maze: the preset's defaults are
     MemoryPPO's own, and an env preset sets only the budget and how it is spent (a T-maze
-    curriculum) and, for an env whose returns are far from unit scale, reward normalisation
-    (``normalize``, rl-zoo's per-env key: a property of the env, the same for every core);
-    it never changes a hyperparameter or a core."""
+    curriculum), for an env whose returns are far from unit scale, reward normalisation
+    (``normalize``, rl-zoo's per-env key: a property of the env, the same for every core),
+    and for an env whose cue and choice lie far apart, the rollout's length (``n_steps``, the
+    truncated-BPTT length, with a ``batch_size`` of whole sequences); it never changes any
+    other hyperparameter or a core."""
     import inspect
 
     from memagent.agents.memory_ppo import MemoryPPO
@@ -136,8 +148,10 @@ def test_memory_ppo_presets_are_its_defaults_and_budgets():
     assert "memory_kwargs" not in mppo["default"]
     for env_id, preset in mppo.items():
         if env_id != "default":
-            assert set(preset) <= {"total_timesteps", "n_envs", "curriculum", "normalize"}, env_id
+            assert set(preset) <= {"total_timesteps", "n_envs", "curriculum", "normalize",
+                                   "agent_kwargs"}, env_id
             assert preset.get("normalize", True) is True, env_id  # only ever switched on
+            assert set(preset.get("agent_kwargs", {})) <= {"n_steps", "batch_size"}, env_id
     dqn = preset_for("dqn", "memagent/TMaze-v0")
     assert dqn["memory_kwargs"] == dict(window=16, embed_dim=32, hidden_dim=32)
     assert dqn["agent_kwargs"]["policy_kwargs"] == {"net_arch": [64]}
