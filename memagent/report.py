@@ -5,11 +5,12 @@ return over seeds, each with a 95% percentile bootstrap confidence interval, the
 seeds solved (final success >= ``threshold``, or final return >= ``return_threshold`` for envs
 without a success signal), the seeds that fell back (reached ``threshold`` at some evaluation
 and ended more than :data:`FELL_BACK_MARGIN` below their best), and training steps/s; per
-config, the same
-aggregated over envs with a *stratified* bootstrap (seeds resampled within each env), as
-Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice") recommend. The
-resampling is :func:`scipy.stats.bootstrap` (several samples are resampled independently,
-which is the stratification). Learning curves: the IQM of greedy success at each evaluation
+config with two or more envs that report success, the same aggregated over those envs with a
+*stratified* bootstrap (seeds resampled within each env), as Agarwal et al. 2021 ("Deep RL at
+the edge of the statistical precipice") recommend. Envs without a success signal (CartPole's
+return) stay out of that row: returns of different envs share no scale, and pooled with
+success rates they mean nothing. The resampling is :func:`scipy.stats.bootstrap` (several
+samples are resampled independently, which is the stratification). Learning curves: the IQM of greedy success at each evaluation
 step with its 95% band.
 """
 
@@ -109,9 +110,10 @@ def summarise(rows: list[dict], threshold: float = 0.95, seed: int = 0,
         cell = _stats(group, env, [runs_], threshold, seed, return_threshold)
         cell["params"] = runs_[0].get("params", {})
         cells.append(cell)
-        by_config[group].append(runs_)
-    configs = [_stats(group, "all envs", strata, threshold, seed, return_threshold)
-               for group, strata in by_config.items()]
+        if cell["success_iqm"] is not None:
+            by_config[group].append(runs_)
+    configs = [_stats(group, f"all {len(strata)} envs with success", strata, threshold, seed, return_threshold)
+               for group, strata in by_config.items() if len(strata) > 1]
     return {"threshold": threshold, "return_threshold": return_threshold, "cells": cells, "configs": configs}
 
 
@@ -182,14 +184,13 @@ def _fmt(v, ci=None, digits: int = 2) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """The table: one row per config and env, then one per config over all envs."""
+    """The table: one row per config and env, then one per config over its envs with success."""
     t, rt = summary["threshold"], summary.get("return_threshold")
     solved_by = f"success >= {t:g}" + ("" if rt is None else f"; return >= {rt:g} without success")
     head = (f"| config | env | seeds | steps | IQM success [95% CI] | solved ({solved_by}) | fell back | "
             "IQM return [95% CI] | steps/s |\n|---|---|---:|---:|---|---:|---:|---|---:|\n")
     rows = []
-    many_envs = len({c["env"] for c in summary["cells"]}) > 1
-    for c in summary["cells"] + (summary["configs"] if many_envs else []):
+    for c in summary["cells"] + summary["configs"]:
         solved = "n/a" if c["solved"] is None else f"{c['solved']}/{c['seeds']}"
         sps = "n/a" if c["steps_per_second"] is None else f"{c['steps_per_second']:,.0f}"
         back = "n/a" if c.get("fell_back") is None else f"{c['fell_back']}/{c['seeds']}"
@@ -197,7 +198,7 @@ def markdown(summary: dict) -> str:
                     f"{_fmt(c['success_iqm'], c['success_ci'])} | {solved} | {back} | "
                     f"{_fmt(c['return_iqm'], c['return_ci'])} | {sps} |")
     note = ("\nIQM: interquartile mean over seeds of the final greedy success (return) on fresh "
-            "episodes; 95% percentile bootstrap CI (stratified over envs in the 'all envs' rows). Fell back: "
+            "episodes; 95% percentile bootstrap CI (stratified over envs in the 'all N envs with success' rows, which leave out envs without a success signal). Fell back: "
             f"seeds that reached success {t:g} during training and ended more than "
             f"{FELL_BACK_MARGIN:g} below their best.\n")
     return head + "\n".join(rows) + "\n" + note

@@ -200,3 +200,20 @@ def test_report_counts_seeds_that_fell_back_and_return_thresholds():
     cell = summarise(carts, return_threshold=450)["cells"][0]
     assert cell["solved"] == 2 and cell["fell_back"] is None
     assert "return >= 450 without success" in markdown(summarise(carts, return_threshold=450))
+
+
+def test_report_aggregates_only_envs_with_success():
+    """The over-envs row pools success rates of the envs that have one; CartPole's returns stay
+    out of it (they would count its seeds unsolved and drag the return IQM to ~250)."""
+    from memagent.report import markdown, summarise
+
+    rows = ([_row(s, 1.0, env="memagent/TMaze-v0") for s in range(3)]
+            + [_row(s, 0.0 if s else 1.0, env="memagent/KeyDoor-v0") for s in range(3)]
+            + [_row(s, None, env="memagent/CartPoleNoVel-v1", ret=500.0) for s in range(3)])
+    out = summarise(rows, return_threshold=450)
+    [agg] = out["configs"]
+    assert agg["env"] == "all 2 envs with success" and agg["seeds"] == 6
+    assert agg["solved"] == 4 and agg["return_iqm"] <= 1.0
+    assert "| all 2 envs with success | 6 |" in markdown(out)
+    # one env with success: no over-envs row
+    assert summarise(rows[:3] + rows[6:])["configs"] == []
