@@ -26,18 +26,23 @@ def cpu_threads(n: int | None = None) -> int:
     """Torch's CPU threads for a single-process command: ``n``, default every core this process
     may run on (``os.sched_getaffinity``). Returns the count set.
 
-    Before torch is first imported it also sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the
-    environment sets it): OpenMP threads that wait sleep instead of spinning. On a CPU that
-    other jobs share, spinning threads take turns with those jobs and one step of a small
-    network took 12x as long with 2 threads as with 1 (1,035 vs 86 ms, load average 5 on 2
-    cores; passive: 70 ms). The results do not depend on the policy.
+    Before torch is first imported it also sets ``GOMP_SPINCOUNT=1000`` (unless the
+    environment sets it or ``OMP_WAIT_POLICY``): torch's OpenMP threads (libgomp) that wait
+    spin 1,000 rounds, then sleep. libgomp's default spins 300,000: on a CPU that other jobs
+    share, spinning threads take turns with those jobs, and one step of a small network took
+    12x as long with 2 threads as with 1 (1,035 vs 86 ms, load average 5 on 2 cores).
+    Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``, the earlier setting) cures that and costs
+    ~40% on an idle CPU, where every wake-up is paid for. A memory step of ``memagent imagine``
+    (2 threads, ms): idle 22-26 (1,000 spins), 32-34 (passive), 22-27 (default); beside two
+    busy processes 44-57, 34-45, 113. The results do not depend on the policy.
     """
     import sys
 
     if n is not None and n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if "OMP_WAIT_POLICY" not in os.environ:
+            os.environ.setdefault("GOMP_SPINCOUNT", "1000")
     import torch
 
     count = int(n) if n is not None else len(os.sched_getaffinity(0))

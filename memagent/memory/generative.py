@@ -376,10 +376,14 @@ class CVAEMemory(GenerativeMemory):
         y = self._onehot(keys)                                               # (B, C)
         mu, logvar = self.encoder(x, y)                                      # (B, L) each
         z = mu + self._noise(mu) * (0.5 * logvar).exp()
-        recon = self._bce(self.decoder(z, y), x)
         kl = _kl_normal(mu, logvar)
-        z0 = self.root_noise * self._noise(z) if self.root_noise else th.zeros_like(z)
-        root = self._bce(self.decoder(z0, y), x) if self.alpha else recon * 0
+        if self.alpha:  # both decodes as one batch of 2B: half the per-layer overhead
+            z0 = self.root_noise * self._noise(z) if self.root_noise else th.zeros_like(z)
+            logits, logits0 = self.decoder(th.cat([z, z0]), th.cat([y, y])).chunk(2)
+            recon, root = self._bce(logits, x), self._bce(logits0, x)
+        else:
+            recon = self._bce(self.decoder(z, y), x)
+            root = recon * 0
         loss = recon + self.beta * kl + self.alpha * root
         return loss, {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(),
                       "root": root.item()}
@@ -455,13 +459,16 @@ class LambdaHotVAEMemory(GenerativeMemory):
     def loss(self, x, keys):
         mu, logvar = self.encoder(x)                                         # (B, L) each
         z = mu + self._noise(mu) * (0.5 * logvar).exp()
-        recon = self._bce(self._decode(z), x)
         kl = _kl_normal(mu, logvar, self.prior_mean(keys))
+        if self.alpha:  # both decodes as one batch of 2B: half the per-layer overhead
+            z0 = self.prior_mean(keys) + self.root_noise * self._noise(mu)  # ~ N(lam e_c, I)
+            logits, logits0 = self._decode(th.cat([z, z0])).chunk(2)
+            recon, root = self._bce(logits, x), self._bce(logits0, x)
+        else:
+            recon = self._bce(self._decode(z), x)
         loss = recon + self.beta * kl
         parts = {"recon": recon.item(), "kl": kl.item()}
         if self.alpha:
-            z0 = self.prior_mean(keys) + self.root_noise * self._noise(mu)  # ~ N(lam e_c, I)
-            root = self._bce(self._decode(z0), x)
             loss = loss + self.alpha * root
             parts["root"] = root.item()
         return loss, {"loss": loss.item(), **parts}

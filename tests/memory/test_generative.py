@@ -263,3 +263,36 @@ def test_shift_augmentation_moves_items_within_range_and_is_seeded():
         LambdaHotVAEMemory(3, (16, 16, 3), pool=2, shift=3, device="cpu")
     with pytest.raises(ValueError, match="shift must be"):
         CVAEMemory(3, (8, 8), shift=1, device="cpu")
+
+
+@pytest.mark.parametrize("kind", ["typeA", "typeB"])
+def test_root_term_decoded_in_one_batch_equals_two_decodes(kind):
+    """The loss decodes z and the root z0 as one batch of 2B; the terms are what two separate
+    decodes of the same draws give."""
+    from memagent.memory.vae_nets import ConvDecoder
+
+    mem = make_memory(kind, 4, (32, 32, 3), pool=2, alpha=1.0, root_noise=1.0, device="cpu", seed=0,
+                      net_kwargs={"channels": (8, 16), "stem": 4, "skip": True})
+    assert isinstance(mem.decoder, ConvDecoder)
+    gen = th.Generator().manual_seed(1)
+    x = mem._input((th.rand(5, 32, 32, 3, generator=gen) * 255).round().to(th.uint8))
+    keys = th.tensor([0, 1, 2, 3, 1])
+    state = mem.train_generator.get_state()
+    _, parts = mem.loss(x, keys)
+    mem.train_generator.set_state(state)
+    # the same draws, decoded apart
+    noise = mem._noise
+    if kind == "typeA":
+        y = mem._onehot(keys)
+        mu, logvar = mem.encoder(x, y)
+        z = mu + noise(mu) * (0.5 * logvar).exp()
+        z0 = mem.root_noise * noise(z)
+        recon, root = mem._bce(mem.decoder(z, y), x), mem._bce(mem.decoder(z0, y), x)
+    else:
+        mu, logvar = mem.encoder(x)
+        z = mu + noise(mu) * (0.5 * logvar).exp()
+        z0 = mem.prior_mean(keys) + mem.root_noise * noise(mu)
+        recon, root = mem._bce(mem._decode(z), x), mem._bce(mem._decode(z0), x)
+    assert parts["recon"] == pytest.approx(recon.item(), rel=1e-5)
+    assert parts["root"] == pytest.approx(root.item(), rel=1e-5)
+    assert parts["root"] != pytest.approx(parts["recon"], rel=1e-3)
