@@ -113,7 +113,8 @@ def run_policies(args) -> int:
             if a not in ("recurrent-ppo",)), flush=True)
         for agent in agents:
             algo, memory = names.get(agent, ("memagent MemoryPPO", agent))
-            rows.append([env_id.removeprefix("memagent/"), algo, memory, _make_batch(agent),
+            rows.append([env_id.removeprefix("memagent/"), algo, memory,
+                         _make_batch(agent, args.n_steps, args.n_envs),
                          env_rates[agent], env_rates[agent] / env_rates["ppo"],
                          env_rates[agent] / env_rates["recurrent-ppo"]])
     report("policies", ["env", "agent", "memory", "batch", "train steps/s", "vs PPO", "vs RecurrentPPO"],
@@ -125,9 +126,18 @@ def run_policies(args) -> int:
     return 0
 
 
-def _make_batch(agent: str) -> str:
-    """The minibatch each agent trains with (its library's default)."""
-    return {"ppo": "64 steps", "recurrent-ppo": "128 steps"}.get(agent, "4 envs x 128 steps")
+def _make_batch(agent: str, n_steps: int, n_envs: int) -> str:
+    """The minibatch each agent trains with in :func:`_make_model` (its library's default)."""
+    if agent == "ppo":
+        return f"{min(64, n_steps * n_envs)} steps"
+    if agent == "recurrent-ppo":
+        return f"{min(128, n_steps * n_envs)} steps"
+    import inspect
+
+    from memagent.agents.memory_ppo import MemoryPPO
+
+    batch = inspect.signature(MemoryPPO.__init__).parameters["batch_size"].default
+    return f"{max(1, min(n_envs, batch // n_steps))} envs x {n_steps} steps"
 
 
 def _success(model, env_id: str, episodes: int, seed: int) -> float:

@@ -179,6 +179,9 @@ def test_bench_commands_smoke(tmp_path, capsys):
     assert all(r[4] > 0 for r in rows)
     assert all(len(v) == 2 for v in data["rates"]["memagent/TMaze-v0"]["samples"].values())
     assert [r[5] for r in rows if r[1] == "SB3 PPO"] == [1.0, 1.0]  # ratios against the same run's PPO
+    # the batch column is what each agent trained with: 2 envs x 8 steps = 16 samples
+    assert {r[3] for r in rows if r[1] == "memagent MemoryPPO"} == {"2 envs x 8 steps"}
+    assert {r[3] for r in rows if r[1] == "SB3 PPO"} == {"16 steps"}
     rates = data["rates"]["memagent/TMaze-v0"]
     per_round = rates["vs_recurrent_ppo_per_round"]
     assert per_round["recurrent-ppo"] == [1.0, 1.0]
