@@ -135,16 +135,20 @@ def test_memory_ppo_presets_are_its_defaults_and_budgets():
     import inspect
 
     from memagent.agents.memory_ppo import MemoryPPO
+    from memagent.agents.sb3_adapter import algo_kwargs
 
     mppo = yaml.safe_load((PRESET_DIR / "memory-ppo.yml").read_text())
     signature = inspect.signature(MemoryPPO).parameters
-    for key, value in mppo["default"]["agent_kwargs"].items():
+    for key, value in algo_kwargs(mppo["default"]["agent_kwargs"]).items():
         default = signature[key].default
-        if key == "learning_rate":  # a schedule: compare its values
-            assert value == "lin_6e-4"
-            assert [default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([6e-4, 3e-4, 0.0])
+        if callable(default):  # a schedule (learning rate, entropy bonus): compare its values
+            assert callable(value), key
+            assert [value(p) for p in (1.0, 0.5, 0.0)] == pytest.approx(
+                [default(p) for p in (1.0, 0.5, 0.0)]), key
         else:
             assert value == default, key
+    assert [signature["learning_rate"].default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([6e-4, 3e-4, 0.0])
+    assert [signature["ent_coef"].default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([0.01, 0.005, 0.0])
     assert "memory_kwargs" not in mppo["default"]
     for env_id, preset in mppo.items():
         if env_id != "default":
