@@ -67,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--shift", type=int, default=None,
                    help="train the memory on screens moved by up to this many pixels each way "
                    "(a multiple of --pool; 0: as stored)")
+    p.add_argument("--latent-prior", choices=["prior", "classes"], default=None,
+                   help="where imagined latents are drawn: the state's prior (the paper) or, "
+                   "fitted after training, the aggregate posterior of the state's stored screens")
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="a linear path beside the convs (on by default: on this budget it "
                    "lifts the judged share from ~60%% to ~90%% for Type A)")
@@ -125,7 +128,8 @@ def man_config(args):
                                        ("alpha", getattr(args, "alpha", None)),
                                        ("root_noise", getattr(args, "root_noise", None)),
                                        ("pool", getattr(args, "pool", None)),
-                                       ("shift", getattr(args, "shift", None)))
+                                       ("shift", getattr(args, "shift", None)),
+                                       ("latent_prior", getattr(args, "latent_prior", None)))
                      if v is not None}
     net = {k: v for k, v in (("channels", getattr(args, "channels", None)), ("stem", getattr(args, "stem", None)),
                              ("skip", getattr(args, "linear_skip", None))) if v is not None}

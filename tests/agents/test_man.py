@@ -215,6 +215,25 @@ def test_imagine_cli_type_b_judged(tmp_path, capsys, extra, at_least):
     assert config["class_code"] is (not extra) and config["alpha"] == (0.0 if extra else 1.0)
 
 
+def test_imagine_cli_latent_prior_classes(tmp_path):
+    """--latent-prior classes reaches the memory: after training, each visited state has its
+    aggregate posterior fitted (and only those), and imagined latents are drawn from it."""
+    argv = ["imagine", "--env", ENV_ID, "--out", str(tmp_path / "a.png"), "--steps", "20",
+            "--q-steps", "300", "--collect-steps", "60", "--judge-steps", "0", "--channels", "4,8",
+            "--stem", "2", "--pool", "1", "--no-linear-skip", "--seed", "0",
+            "--latent-prior", "classes", "--save-run", str(tmp_path / "run")]
+    assert main(argv) == 0
+    from memagent.memory.generative import GenerativeMemory
+    from memagent.memory.replay import ClassQueueMemory
+
+    mem = GenerativeMemory.load(tmp_path / "run" / "man" / "long_term.pt", device="cpu")
+    assert mem.config["latent_prior"] == "classes"
+    counts = ClassQueueMemory.load(tmp_path / "run" / "man" / "short_term.pt").counts
+    assert np.array_equal(mem.z_fitted.cpu().numpy(), np.asarray(counts) > 0)
+    with pytest.raises(SystemExit):  # argparse names the flag and its choices
+        main([*argv[:-2], "--latent-prior", "posterior"])
+
+
 def test_imagine_on_screens_v0_layout(tmp_path, capsys):
     """The real memagent/Screens-v0 (4 directions x 12 positions), tiny budget: layout and
     marking only (the learning is checked on the stand-in above and in `memagent bench`)."""
