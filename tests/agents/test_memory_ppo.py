@@ -31,7 +31,9 @@ def success_rate(model, n_episodes: int = 100, seed: int = 1000, **env_kwargs) -
 # (previous=True, its default since the sixth session) solved 20 of seeds 0-22 at 50k (the
 # core without it 23 of 23) and 22 of 23 at 80k (seed 14 at one door), so it gets 80k. (With
 # ent_coef="lin_0.01", measured as a default in the tenth session: hopfield 4 of seeds 0-4 at
-# 80k, 10 of seeds 0-9 at 120k; gru, lstm, nmn 5 of 5 at 50k.)
+# 80k, 10 of seeds 0-9 at 120k; gru, lstm, nmn 5 of 5 at 50k.) Under the default since the
+# eleventh session, ent_coef="lin_0.003": every core 5 of seeds 0-4 at these budgets, success
+# 1.00 on each; no memory 0.52 at 20k.
 BUDGET = {"hopfield": 80_000, "gru": 50_000, "lstm": 50_000, "nmn": 50_000}
 
 

@@ -148,6 +148,7 @@ def test_memory_ppo_presets_are_its_defaults_and_budgets():
         else:
             assert value == default, key
     assert [signature["learning_rate"].default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([6e-4, 3e-4, 0.0])
+    assert [signature["ent_coef"].default(p) for p in (1.0, 0.5, 0.0)] == pytest.approx([0.003, 0.0015, 0.0])
     assert "memory_kwargs" not in mppo["default"]
     for env_id, preset in mppo.items():
         if env_id != "default":
