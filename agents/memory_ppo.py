@@ -67,8 +67,9 @@ class MemoryPPO(OnPolicyAlgorithm):
     :param gae_lambda: GAE ``lambda``.
     :param clip_range: PPO clipping ``epsilon`` (or a schedule).
     :param clip_range_vf: clipping of the value update, ``None`` for none.
-    :param normalize_advantage: divide advantages by their standard deviation per minibatch
-        (SB3's default). Off by default: once a policy solves a task its advantages are the
+    :param normalize_advantage: ``True``: subtract each minibatch's mean advantage and divide
+        by its standard deviation (SB3's default); ``"center"``: subtract the mean only;
+        ``False``: neither. Off by default: once a policy solves a task its advantages are the
         critic's noise, and scaling that noise up to unit variance made solved memory policies
         fall back to chance (docs/policies.md); for rewards far from unit scale normalise the
         rewards instead (``VecNormalize``).
@@ -107,7 +108,7 @@ class MemoryPPO(OnPolicyAlgorithm):
                  batch_size: int = 512,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
-                 normalize_advantage: bool = False, ent_coef: float | Schedule = DEFAULT_ENT_COEF, vf_coef: float = 0.5,
+                 normalize_advantage: bool | str = False, ent_coef: float | Schedule = DEFAULT_ENT_COEF, vf_coef: float = 0.5,
                  max_grad_norm: float = 0.5, target_kl: float | None = None,
                  bootstrap_truncated: bool = True, stats_window_size: int = 100,
                  tensorboard_log: str | None = None,
@@ -131,6 +132,10 @@ class MemoryPPO(OnPolicyAlgorithm):
         if batch_size < n_steps or batch_size % n_steps:
             raise ValueError(f"batch_size must be a multiple of n_steps={n_steps} (a minibatch is "
                              f"whole env sequences), got {batch_size}; try batch_size={2 * n_steps}")
+        if normalize_advantage not in (True, False, "center"):
+            raise ValueError(f"normalize_advantage must be True (subtract each minibatch's mean "
+                             f"and divide by its std, SB3's), 'center' (subtract the mean only) "
+                             f"or False, got {normalize_advantage!r}")
         self.batch_size, self.n_epochs = batch_size, n_epochs
         self.clip_range, self.clip_range_vf = clip_range, clip_range_vf
         self.normalize_advantage, self.target_kl = normalize_advantage, target_kl
@@ -275,7 +280,9 @@ class MemoryPPO(OnPolicyAlgorithm):
                     batch.observations, actions, batch.memory_state, batch.episode_starts)
                 values = values.flatten()
                 advantages = batch.advantages
-                if self.normalize_advantage and len(advantages) > 1:
+                if self.normalize_advantage == "center":
+                    advantages = advantages - advantages.mean()
+                elif self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 ratio = th.exp(log_prob - batch.old_log_prob)
                 policy_loss = -th.min(advantages * ratio,

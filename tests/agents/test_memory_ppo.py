@@ -243,3 +243,26 @@ def test_ent_coef_takes_a_schedule_of_the_progress_remaining():
     assert model.logger.name_to_value["train/ent_coef"] == 0.0
     with pytest.raises(ValueError, match="ent_coef must be a number or a schedule"):
         MemoryPPO("MlpPolicy", env, ent_coef="0.01 please", policy_kwargs=dict(memory="gru"))
+
+
+@pytest.mark.parametrize("mode, moves", [("center", False), (False, True), (True, False)])
+def test_normalize_advantage_center_subtracts_the_minibatch_mean(mode, moves):
+    """With every advantage the same constant, "center" (and SB3's True) leave the action head
+    untouched (the policy loss is 0 and there is no entropy bonus), False pushes it."""
+    model = MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), n_steps=16, batch_size=32, n_epochs=1,
+                      ent_coef=0.0, learning_rate=1e-3, normalize_advantage=mode,
+                      policy_kwargs=dict(memory="gru"), seed=0, device="cpu")  # (lin_ would be 0 at the one update)
+    compute = model.rollout_buffer.compute_returns_and_advantage
+
+    def constant(*args, **kwargs):
+        compute(*args, **kwargs)
+        model.rollout_buffer.advantages.fill_(5.0)
+
+    model.rollout_buffer.compute_returns_and_advantage = constant
+    before = [p.detach().clone() for p in model.policy.action_net.parameters()]
+    model.learn(64)
+    after = list(model.policy.action_net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True)) is moves
+    with pytest.raises(ValueError, match="normalize_advantage must be True"):
+        MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), normalize_advantage="mean",
+                  policy_kwargs=dict(memory="gru"))
