@@ -137,6 +137,7 @@ def _make_batch(agent: str, n_steps: int, n_envs: int) -> str:
     from memagent.agents.memory_ppo import MemoryPPO
 
     batch = inspect.signature(MemoryPPO.__init__).parameters["batch_size"].default
+    batch = n_steps if batch is None else batch  # None: one sequence per minibatch
     return f"{max(1, min(n_envs, batch // n_steps))} envs x {n_steps} steps"
 
 

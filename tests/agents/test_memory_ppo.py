@@ -167,6 +167,24 @@ def test_bad_input_errors():
         MemoryPPO("MlpPolicy", env, n_steps=128, batch_size=100, device="cpu")
 
 
+def test_default_minibatch_is_one_env_sequence():
+    """batch_size=None (the default) is n_steps: n_envs minibatches of one sequence an epoch."""
+    seen = []
+    model = MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), n_steps=16, n_epochs=2,
+                      policy_kwargs=dict(memory="gru"), seed=0, device="cpu")
+    assert model.batch_size == 16
+    get = model.rollout_buffer.get
+
+    def spy(*args, **kwargs):
+        for batch in get(*args, **kwargs):
+            seen.append(batch.advantages.shape)
+            yield batch
+
+    model.rollout_buffer.get = spy
+    model.learn(64)
+    assert seen == [(16,)] * 8  # 4 envs x 2 epochs, each one env's 16 steps
+
+
 def test_bench_commands_smoke(tmp_path, capsys):
     import json
 
@@ -183,8 +201,9 @@ def test_bench_commands_smoke(tmp_path, capsys):
     assert all(r[4] > 0 for r in rows)
     assert all(len(v) == 2 for v in data["rates"]["memagent/TMaze-v0"]["samples"].values())
     assert [r[5] for r in rows if r[1] == "SB3 PPO"] == [1.0, 1.0]  # ratios against the same run's PPO
-    # the batch column is what each agent trained with: 2 envs x 8 steps = 16 samples
-    assert {r[3] for r in rows if r[1] == "memagent MemoryPPO"} == {"2 envs x 8 steps"}
+    # the batch column is what each agent trained with: MemoryPPO one env's 8 steps (its
+    # default minibatch is one sequence), PPO its 64 capped at the rollout's 2 x 8 samples
+    assert {r[3] for r in rows if r[1] == "memagent MemoryPPO"} == {"1 envs x 8 steps"}
     assert {r[3] for r in rows if r[1] == "SB3 PPO"} == {"16 steps"}
     rates = data["rates"]["memagent/TMaze-v0"]
     per_round = rates["vs_recurrent_ppo_per_round"]
@@ -263,6 +282,6 @@ def test_normalize_advantage_center_subtracts_the_minibatch_mean(mode, moves):
     model.learn(64)
     after = list(model.policy.action_net.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True)) is moves
-    with pytest.raises(ValueError, match="normalize_advantage must be True"):
+    with pytest.raises(ValueError, match="normalize_advantage must be 'center'"):
         MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), normalize_advantage="mean",
                   policy_kwargs=dict(memory="gru"))

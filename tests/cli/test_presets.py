@@ -28,8 +28,9 @@ def test_default_run_is_hopfield_memory_ppo_on_tmaze():
 def test_long_delay_presets_roll_out_256_steps_and_a_flag_wins():
     # the cue and the choice ~100 steps apart: the rollout (the truncated-BPTT length) is 256
     config = build_config({"env_id": "memagent/TMaze-L100-v0"})
-    assert (config.agent_kwargs["n_steps"], config.agent_kwargs["batch_size"]) == (256, 768)
+    assert (config.agent_kwargs["n_steps"], config.agent_kwargs["batch_size"]) == (256, None)
     assert config.agent_kwargs["n_epochs"] == 10  # the rest merged from the default, key by key
+    assert config.agent_kwargs["normalize_advantage"] == "center"
     config = build_config({"env_id": "memagent/TMaze-L100-v0", "agent_kwargs.n_steps": 128,
                            "agent_kwargs.batch_size": 512})
     assert (config.agent_kwargs["n_steps"], config.agent_kwargs["batch_size"]) == (128, 512)
