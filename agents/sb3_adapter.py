@@ -188,9 +188,18 @@ class SB3Agent(Agent):
         return venv, {}
 
     def _normalize(self, venv, training: bool):
+        """SB3's ``VecNormalize``: rewards always; observations where running statistics mean
+        something, a non-image ``Box`` or the non-image ``Box`` entries of a ``Dict`` (tile ids,
+        ``Discrete``/``MultiDiscrete``/``MultiBinary`` codes and images pass as they are, which
+        ``VecNormalize`` would otherwise refuse)."""
         from stable_baselines3.common.vec_env import VecNormalize
 
-        return VecNormalize(venv, norm_obs=True) if training else venv
+        if not training:
+            return venv
+        keys = _normalizable_keys(venv.observation_space)
+        if keys is None:  # not a Dict
+            return VecNormalize(venv, norm_obs=_is_float_box(venv.observation_space))
+        return VecNormalize(venv, norm_obs=bool(keys), norm_obs_keys=keys or None)
 
     def make_env(self, n_envs: int = 1, seed: int | None = None, render: bool = False,
                  env_id: str | None = None):
@@ -201,7 +210,8 @@ class SB3Agent(Agent):
             from stable_baselines3.common.vec_env import VecNormalize
 
             ev = VecNormalize(venv, training=False, norm_obs=norm.norm_obs, norm_reward=False,
-                              clip_obs=norm.clip_obs, gamma=norm.gamma, epsilon=norm.epsilon)
+                              clip_obs=norm.clip_obs, gamma=norm.gamma, epsilon=norm.epsilon,
+                              norm_obs_keys=norm.norm_obs_keys if norm.norm_obs else None)
             ev.obs_rms = copy.deepcopy(norm.obs_rms)
             ev.ret_rms = copy.deepcopy(norm.ret_rms)
             venv = ev
@@ -428,6 +438,23 @@ class DQNHistoryAgent(SB3Agent):
 
         # the history's validity flags and tile codes are read as they are: rewards only
         return VecNormalize(venv, norm_obs=False) if training else venv
+
+
+def _is_float_box(space) -> bool:
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    return isinstance(space, spaces.Box) and not is_image_space(space)
+
+
+def _normalizable_keys(space) -> list[str] | None:
+    """For a ``Dict`` space, its entries ``VecNormalize`` should scale (non-image ``Box``);
+    ``None`` for any other space."""
+    from gymnasium import spaces
+
+    if not isinstance(space, spaces.Dict):
+        return None
+    return [k for k, sub in space.spaces.items() if _is_float_box(sub)]
 
 
 _ALGORITHMS: dict[str, type[SB3Agent]] = {}

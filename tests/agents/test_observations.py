@@ -182,3 +182,50 @@ def test_unknown_memory_kwargs_name_the_core_parameters():
     with pytest.raises(ValueError, match="no parameter 'hidden'.*hidden_size, tau, gamma"):
         _policy(box, memory="nmn", memory_kwargs={"hidden": 8})
     assert _policy(box, memory="nmn", memory_kwargs={"tau": 3}).memory.layer is not None
+
+
+class _MixedDictEnv(gym.Env):
+    """A Dict of a float Box and a Discrete code: only the Box has statistics to normalise."""
+
+    observation_space = spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,), np.float32),
+                                     "code": spaces.Discrete(3)})
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return {"x": self.np_random.uniform(-1, 1, 2).astype(np.float32), "code": 1}, {}
+
+    def step(self, action):
+        obs = {"x": self.np_random.uniform(-1, 1, 2).astype(np.float32), "code": 2}
+        return obs, float(action), False, False, {}
+
+
+def test_normalize_scales_rewards_and_leaves_categorical_observations_alone():
+    """``normalize=True`` (the CartPoleNoVel preset's key) on a gridworld's ``MultiDiscrete``
+    tile ids: SB3's ``VecNormalize`` refuses to normalise such observations, so only the
+    rewards are scaled and the ids reach the policy unchanged; in a ``Dict`` only the float
+    ``Box`` entries are normalised."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from memagent.agent import get_agent
+    from memagent.config import TrainConfig, resolve
+
+    agent = get_agent("memory-ppo")(resolve(TrainConfig(normalize=True), {"normalize"}))
+    venv, _ = agent._train_env()
+    assert isinstance(venv, VecNormalize) and not venv.norm_obs and venv.norm_reward
+    obs = venv.reset()
+    np.testing.assert_array_equal(obs, venv.get_original_obs())
+    assert obs.dtype.kind in "iu"  # tile ids, not running-mean z-scores
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        _, rewards, _, _ = venv.step(rng.integers(0, 4, venv.num_envs))
+    raw = venv.get_original_reward()
+    assert np.any(raw != 0)
+    scale = np.sqrt(venv.ret_rms.var + venv.epsilon)
+    np.testing.assert_allclose(rewards, np.clip(raw / scale, -venv.clip_reward, venv.clip_reward),
+                               rtol=1e-5)
+    assert not np.allclose(rewards, raw)
+
+    mixed = agent._normalize(DummyVecEnv([_MixedDictEnv] * 2), training=True)
+    assert mixed.norm_obs and mixed.norm_obs_keys == ["x"]
+    assert not agent._normalize(_dict_venv(2), training=True).norm_obs  # view + heading: codes only
