@@ -212,7 +212,8 @@ class SB3Agent(Agent):
             ev = VecNormalize(venv, training=False, norm_obs=norm.norm_obs, norm_reward=False,
                               clip_obs=norm.clip_obs, gamma=norm.gamma, epsilon=norm.epsilon,
                               norm_obs_keys=norm.norm_obs_keys if norm.norm_obs else None)
-            ev.obs_rms = copy.deepcopy(norm.obs_rms)
+            if norm.norm_obs:  # without it VecNormalize keeps no observation statistics
+                ev.obs_rms = copy.deepcopy(norm.obs_rms)
             ev.ret_rms = copy.deepcopy(norm.ret_rms)
             venv = ev
         return venv

@@ -229,3 +229,25 @@ def test_normalize_scales_rewards_and_leaves_categorical_observations_alone():
     mixed = agent._normalize(DummyVecEnv([_MixedDictEnv] * 2), training=True)
     assert mixed.norm_obs and mixed.norm_obs_keys == ["x"]
     assert not agent._normalize(_dict_venv(2), training=True).norm_obs  # view + heading: codes only
+
+
+def test_normalized_gridworld_run_evaluates_and_resumes(tmp_path):
+    """A short normalised TMaze run evaluates greedily (the eval env copies the reward
+    statistics, there are no observation statistics to copy) and resumes from its checkpoint."""
+    import json
+
+    from memagent.config import TrainConfig, resolve
+    from memagent.experiment import run_experiment
+
+    given = {"normalize", "total_timesteps", "n_envs", "agent_kwargs", "eval_every",
+             "eval_episodes", "checkpoint_every"}
+    config = resolve(TrainConfig(normalize=True, total_timesteps=64, n_envs=2,
+                                 agent_kwargs={"n_steps": 16}, eval_every=32, eval_episodes=4,
+                                 checkpoint_every=32), given)
+    out = run_experiment(config, tmp_path / "run", progress=False, say=lambda _: None)
+    assert out["status"] == "completed"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [c["step"] for c in results["curve"]] == [0, 32, 64]
+    longer = resolve(TrainConfig(**{**config.__dict__, "total_timesteps": 96}), given)
+    again = run_experiment(longer, tmp_path / "run", resume=True, progress=False, say=lambda _: None)
+    assert again["status"] == "completed" and again["steps"] == 96
