@@ -159,6 +159,16 @@ class HopfieldCore(MemoryCore):
         on 4 of 4), KeyDoor-v0 solved on 4 of 10 and two doors in three on 5 more (one door,
         0.35, without), TMaze-v0 / TMaze-Random-v0 10 of 10 (both), RecallSequence-v0 7 of 10
         (8 of 10); the T-maze with the cue 5 steps back at 50k steps: 20 of seeds 0-22 (23).
+    :param skip_repeats: a stored step whose input equals the one before it in the same
+        episode is not read (a run of identical observations is read as its first step; a
+        step always reads itself, and its position features still say where it is). A long
+        corridor then leaves a handful of distinct steps between the cue and the junction
+        instead of a thousand, so the read at the junction weighs the cue ~1/handful at
+        initialisation, not ~1/1000. The flag rides in one more column of ``mem``
+        (``E + 3``). Equality is exact: on inputs (the step path: the embeddings, computed
+        by one op per step) and, for a sequence's first step, against the stored embedding of
+        the step before (computed with the weights of the rollout, so after an update that
+        step is read). Default ``False`` (an option; docs/policies.md).
     """
 
     state_batch_dim = 0
@@ -166,7 +176,7 @@ class HopfieldCore(MemoryCore):
     def __init__(self, input_dim: int, output_dim: int = 64, heads: int = 4,
                  capacity: int = 1024, beta: float = 16.0, separation: str = "softmax",
                  similarity: str = "cosine", embed_dim: int | None = 32,
-                 recency=False, previous: bool = True):
+                 recency=False, previous: bool = True, skip_repeats: bool = False):
         super().__init__()
         if capacity < 1 or heads < 1 or output_dim < 1:
             raise ValueError(f"capacity, heads and output_dim must be >= 1, "
@@ -203,6 +213,10 @@ class HopfieldCore(MemoryCore):
         self.embed = None if embed_dim is None else nn.Linear(self.input_dim, int(embed_dim))
         self.embed_dim = self.input_dim if embed_dim is None else int(embed_dim)
         self.key_dim = self.embed_dim + N_POS  # stored embedding plus position features
+        if not isinstance(skip_repeats, bool):
+            raise ValueError(f"skip_repeats must be True or False, got {skip_repeats!r}")
+        self.skip_repeats = skip_repeats
+        self.row_dim = self.key_dim + skip_repeats  # + the repeat flag
         # W_k^T W_q folded into one map from the current embedding to a query over stored ones.
         self.query = nn.Linear(self.embed_dim, heads * self.key_dim)
         nn.init.normal_(self.query.weight, std=0.1 / math.sqrt(self.embed_dim))
@@ -233,7 +247,7 @@ class HopfieldCore(MemoryCore):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def initial_state(self, batch_size: int, device=None) -> State:
-        return (torch.zeros(batch_size, self.capacity, self.key_dim, device=device),
+        return (torch.zeros(batch_size, self.capacity, self.row_dim, device=device),
                 torch.zeros(batch_size, device=device))
 
     def _positions(self, p: Tensor) -> Tensor:
@@ -283,11 +297,12 @@ class HopfieldCore(MemoryCore):
 
     def forward(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
         self._check_input(x, episode_starts)
+        raw = x
         if self.embed is not None:
             x = self.embed(x)  # (T, B, F) -> (T, B, E)
         if x.shape[0] == 1:
             return self._step(x, state, episode_starts)
-        return self._sequence(x, state, episode_starts)
+        return self._sequence(x, state, episode_starts, raw)
 
     def _position_table(self, n: int, like: Tensor) -> Tensor:
         """Position features of positions ``0 .. >= n-1`` (``(P, N_POS)``), cached and grown by
@@ -320,18 +335,27 @@ class HopfieldCore(MemoryCore):
         p_max = int(p_new.max()) if B else 0
         n_old = min(C - 1, p_max)
         new = torch.cat([x0, self._position_table(p_max + 1, x0)[p_new.long()]], -1)  # (B, D)
+        if self.skip_repeats:  # flag: the same input as the episode's previous step
+            same = (x0 == mem[:, -1, :self.embed_dim]).all(-1) & (p_new > 0)
+            new = torch.cat([new, same.to(x0.dtype)[:, None]], -1)
         mem = torch.cat([mem[:, 1:], new[:, None]], 1)  # drop the oldest, append the newest
         keys = mem[:, C - 1 - n_old:]  # (B, N, D): old ..., new
         mem_p = (p_new[:, None] - n_old) + self._arange(n_old + 1, x0.device)  # (B, N)
+        mask = mem_p >= 0
+        if self.skip_repeats:
+            mask = mask & (keys[..., -1] == 0)
+            mask[:, -1] = True  # a step always reads itself
+            keys = keys[..., :self.key_dim]
         q = self.query(x0).view(B, self.heads, 1, self.key_dim)  # (B, h, 1, D)
         back = (n_old - self._arange(n_old + 1, x0.device))[None]  # (1, N): old ..., new = 0
-        w, z = self._read(q, keys, (mem_p >= 0)[:, None], back)  # (B, h, 1, N), (B, h, 1, D)
+        w, z = self._read(q, keys, mask[:, None], back)  # (B, h, 1, N), (B, h, 1, D)
         w, z = w[:, :, 0], z[:, :, 0]
         y = torch.tanh(self.out(torch.cat([*head, z.reshape(B, -1)], -1)))  # (B, H)
         self._last = (w.detach(), mem_p.detach())
         return y.unsqueeze(0), (mem, (p_new + 1).to(count.dtype))
 
-    def _sequence(self, x: Tensor, state: State, episode_starts: Tensor) -> tuple[Tensor, State]:
+    def _sequence(self, x: Tensor, state: State, episode_starts: Tensor,
+                  raw: Tensor | None = None) -> tuple[Tensor, State]:
         """T >= 1: one masked attention over the stored steps and the sequence."""
         T, B, F = x.shape
         C, dev = self.capacity, x.device
@@ -347,6 +371,11 @@ class HopfieldCore(MemoryCore):
         seg = torch.cumsum(starts.long(), 0)  # (T, B) episode index inside the sequence
         p_old = count[:, None].long() - n_old + torch.arange(n_old, device=dev)  # (B, n_old), < 0: empty
         new = torch.cat([x.transpose(0, 1), self._positions(p_new.t().to(x.dtype))], -1)  # (B, T, D)
+        if self.skip_repeats:  # flag: the same input as the episode's previous step
+            raw = x if raw is None else raw
+            first = (x[0] == mem[:, -1, :self.embed_dim]).all(-1)  # (B,) against the stored row
+            same = torch.cat([first[None], (raw[1:] == raw[:-1]).all(-1)], 0) & (p_new > 0)  # (T, B)
+            new = torch.cat([new, same.t().to(x.dtype)[..., None]], -1)
         keys = torch.cat([mem[:, C - n_old:], new], 1)  # (B, N, D), N = n_old + T
         mem_p = torch.cat([p_old, p_new.t()], 1)  # (B, N)
         # mask (B, T, N): same episode, not in the future, within the window
@@ -356,6 +385,9 @@ class HopfieldCore(MemoryCore):
         seg_k = torch.cat([seg.new_zeros(B, n_old), seg.t()], 1)  # (B, N)
         mask = (window[None] & (seg.t()[:, :, None] == seg_k[:, None, :])
                 & (mem_p >= 0)[:, None, :])  # (B, T, N)
+        if self.skip_repeats:  # repeats are not read, but a step always reads itself
+            mask = mask & ((keys[..., -1] == 0)[:, None, :] | (dist == 0)[None])
+            keys = keys[..., :self.key_dim]
         q = self.query(x).view(T, B, self.heads, self.key_dim).permute(1, 2, 0, 3)  # (B, h, T, D)
         w, z = self._read(q, keys, mask, dist)  # (B, h, T, N), (B, h, T, D)
         self._last = (w[:, :, -1].detach(), mem_p.detach())

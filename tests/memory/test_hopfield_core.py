@@ -93,7 +93,9 @@ def _with_recency(core: HopfieldCore, rel: torch.Tensor):
 
 def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     """The core from a fresh state, one retrieve() per env and step over its history of
-    embedded inputs (``core.embed``; the inputs themselves when it stores them raw)."""
+    embedded inputs (``core.embed``; the inputs themselves when it stores them raw); with
+    ``skip_repeats`` an earlier step whose input equals the one before it is not read."""
+    raw = x
     if core.embed is not None:
         x = core.embed(x)
     T, B, _ = x.shape
@@ -105,6 +107,9 @@ def _reference(core: HopfieldCore, x: torch.Tensor, starts: torch.Tensor) -> tor
             if starts[t, b]:
                 begin = t
             js = torch.arange(max(begin, t - C + 1), t + 1)  # same episode, within the window
+            if getattr(core, "skip_repeats", False):
+                js = torch.tensor([j for j in js.tolist() if j == t or j == begin
+                                   or not torch.equal(raw[j, b], raw[j - 1, b])])
             p = (js - begin).to(x.dtype)[:, None]  # positions in the episode
             keys = torch.cat([x[js, b], torch.log1p(p) / math.log1p(C), 1 / (1 + p)], -1)  # (N, D)
             q = core.query(x[t, b]).view(h, D)
@@ -151,6 +156,52 @@ def test_step_and_sequence_paths_equal_retrieve(similarity, embed_dim, recency, 
     torch.testing.assert_close(seq, ref)
     torch.testing.assert_close(torch.cat(steps), ref)
     torch.testing.assert_close(torch.cat([a, b]), ref)
+
+
+@pytest.mark.parametrize("embed_dim", [5, None])
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_skip_repeats_reads_a_run_of_equal_inputs_as_its_first_step(similarity, embed_dim):
+    """``skip_repeats=True``: the step path, the sequence path and a sequence split over two
+    calls equal the per-step reference that leaves repeated inputs out of every later read;
+    the repeats get exactly zero attention, and the first step of an episode is read even
+    when it equals the last step of the episode before."""
+    torch.manual_seed(3)
+    T, B, F = 17, 3, 4
+    core = HopfieldCore(F, output_dim=6, heads=2, capacity=6, beta=3.0, similarity=similarity,
+                        embed_dim=embed_dim, skip_repeats=True).double()
+    torch.nn.init.normal_(core.out.weight.data[:, core.embed_dim:2 * core.embed_dim])
+    x = torch.randn(T, B, F, dtype=torch.float64)
+    x[2], x[3] = x[1], x[1]  # a run of three in every env
+    x[10, 1] = x[9, 1]
+    x[4, 0] = x[3, 0]  # an episode starts at 4 in env 0: not a repeat
+    x[13:16, 2] = x[12, 2]  # a longer run in env 2
+    starts = torch.zeros(T, B)
+    starts[0] = 1
+    starts[4, 0] = starts[11, 1] = 1
+    with torch.no_grad():
+        ref = _reference(core, x, starts)
+        seq, _ = core(x, core.initial_state(B), starts)
+        state, steps = core.initial_state(B), []
+        for t in range(T):
+            y_t, state = core(x[t:t + 1], state, starts[t:t + 1])
+            steps.append(y_t)
+            if t == 8:  # env 1 reads steps 0, 1, 4..8: steps 2 and 3 repeat step 1
+                seen = core.inspect()
+                w, pos = seen["attention"][1], seen["positions"][1]
+                assert (w[:, np.isin(pos, [2, 3])] == 0).all()
+                assert (w[:, pos == 1] > 0).all()
+        a, s_ = core(x[:7], core.initial_state(B), starts[:7])
+        b, _ = core(x[7:], s_, starts[7:])
+        plain = HopfieldCore(F, output_dim=6, heads=2, capacity=6, beta=3.0,
+                             similarity=similarity, embed_dim=embed_dim).double()
+        plain.load_state_dict(core.state_dict())
+        unequal = torch.randn(T, B, F, dtype=torch.float64)  # no repeats: the plain core's reads
+        torch.testing.assert_close(core(unequal, core.initial_state(B), starts)[0],
+                                   plain(unequal, plain.initial_state(B), starts)[0])
+    torch.testing.assert_close(seq, ref)
+    torch.testing.assert_close(torch.cat(steps), ref)
+    torch.testing.assert_close(torch.cat([a, b]), ref)
+    assert not torch.allclose(seq, plain(x, plain.initial_state(B), starts)[0])  # it matters
 
 
 def test_recency_weights_steps_by_how_far_back_and_old_checkpoints_load():
