@@ -76,6 +76,10 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         :class:`MemoryCore` subclass (built as ``cls(features_dim, **memory_kwargs)``) or
         ``None`` (no memory: the features go straight to the MLP).
     :param memory_kwargs: the core's own parameters, e.g. ``{"capacity": 2048}``.
+    :param critic_trains_memory: ``True`` (default): the value loss trains the core and the
+        features extractor beside the policy loss; ``False``: the critic reads the core's
+        output with its gradient stopped, so only the actor's loss (and the entropy bonus)
+        shapes what the memory holds (sb3-contrib's ``shared_lstm=True``).
 
     A ``MultiDiscrete`` observation (memagent's symbolic gridworlds) is read by
     :class:`memagent.extractors.CategoricalEmbedding` unless ``features_extractor_class`` says
@@ -88,7 +92,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule,
                  *args, memory: str | type[MemoryCore] | None = "gru",
-                 memory_kwargs: dict[str, Any] | None = None, **kwargs):
+                 memory_kwargs: dict[str, Any] | None = None, critic_trains_memory: bool = True,
+                 **kwargs):
+        if not isinstance(critic_trains_memory, bool):
+            raise ValueError(f"critic_trains_memory must be True or False, got {critic_trains_memory!r}")
+        self.critic_trains_memory = critic_trains_memory
         if (kwargs.get("features_extractor_class") is None
                 and isinstance(observation_space, spaces.MultiDiscrete)):
             kwargs["features_extractor_class"] = CategoricalEmbedding  # categories, not one-hot
@@ -151,7 +159,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(memory=self.memory_name, memory_kwargs=self.memory_kwargs)
+        data.update(memory=self.memory_name, memory_kwargs=self.memory_kwargs,
+                    critic_trains_memory=self.critic_trains_memory)
         return data
 
     # -- memory state ------------------------------------------------------------------
@@ -173,7 +182,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         if self.memory is not None:
             y, state = self.memory(features.view(T, B, -1), state, episode_starts)  # (T, B, H)
             features = y.reshape(T * B, -1)  # (T, B, H) -> (T*B, H)
-        latent_pi, latent_vf = self.mlp_extractor(features)
+        if self.critic_trains_memory:
+            latent_pi, latent_vf = self.mlp_extractor(features)
+        else:
+            latent_pi = self.mlp_extractor.forward_actor(features)
+            latent_vf = self.mlp_extractor.forward_critic(features.detach())
         return latent_pi, latent_vf, state
 
     def _step_latent(self, obs: Obs, state: State | None, episode_starts: th.Tensor | None):

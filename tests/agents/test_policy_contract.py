@@ -81,3 +81,30 @@ def test_memory_none_keeps_the_contract():
     torch.testing.assert_close(v, values)
     assert state == ()
     assert policy.get_distribution(obs).distribution.probs.shape == (2, env.action_space.n)
+
+
+@pytest.mark.parametrize("memory", ["gru", "hopfield"])
+def test_critic_trains_memory_false_stops_only_the_value_gradient_at_the_core(memory):
+    env = make_vec(ENV, 2, seed=0)
+    obs = _episode(env)
+    T, B = obs.shape[:2]
+    starts = torch.zeros(T, B)
+    starts[0] = 1.0
+    grads = {}
+    for flag in (True, False):
+        torch.manual_seed(0)
+        policy = MemoryActorCriticPolicy(env.observation_space, env.action_space, lambda _: 1e-3,
+                                         memory=memory, critic_trains_memory=flag)
+        values, log_prob, _ = policy.evaluate_sequence(obs, torch.zeros(T * B), policy.initial_state(B), starts)
+        values.sum().backward(retain_graph=True)  # the critic's loss alone
+        core = [p.grad for p in policy.memory.parameters()]
+        grads[flag] = (sum(0.0 if g is None else float(g.abs().sum()) for g in core),
+                       float(policy.value_net.weight.grad.abs().sum()))
+        policy.zero_grad()
+        log_prob.sum().backward()  # the actor's loss still trains the core
+        assert sum(float(p.grad.abs().sum()) for p in policy.memory.parameters() if p.grad is not None) > 0
+    assert grads[True][0] > 0 and grads[True][1] > 0
+    assert grads[False][0] == 0.0 and grads[False][1] > 0  # the value head still learns
+    with pytest.raises(ValueError, match="critic_trains_memory"):
+        MemoryActorCriticPolicy(env.observation_space, env.action_space, lambda _: 1e-3,
+                                memory=memory, critic_trains_memory="no")
