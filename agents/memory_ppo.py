@@ -47,6 +47,24 @@ DEFAULT_LEARNING_RATE = LinearSchedule(6e-4, 0.0, 1.0)
 DEFAULT_ENT_COEF = LinearSchedule(0.003, 0.0, 1.0)
 
 
+def ppo_policy_loss(advantages: th.Tensor, log_ratio: th.Tensor, clip_range: float,
+                    dual_clip: float | None = None) -> th.Tensor:
+    """PPO's clipped surrogate loss, ``-mean(min(r A, clip(r, 1 - eps, 1 + eps) A))`` with
+    ``r = exp(log_ratio)``; with ``dual_clip = c`` each sample of ``A < 0`` is bounded below by
+    ``c A`` (dual-clip PPO), so a ratio beyond ``c`` no longer pushes the update."""
+    ratio = th.exp(log_ratio)
+    surrogate = th.min(advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range))
+    if dual_clip is not None:
+        surrogate = th.where(advantages < 0, th.max(surrogate, dual_clip * advantages), surrogate)
+    return -surrogate.mean()
+
+
+def kl_penalty(log_ratio: th.Tensor) -> th.Tensor:
+    """``mean((r - 1) - log r)``: the k3 estimate of KL(old || new) from the sampled actions'
+    log-ratios, >= 0 and 0 only at ``r = 1``; its gradient pulls every sample's ratio to 1."""
+    return th.mean(th.expm1(log_ratio) - log_ratio)
+
+
 class MemoryPPO(OnPolicyAlgorithm):
     """Proximal Policy Optimization with a memory core, trained on whole rollout sequences.
 
@@ -88,6 +106,15 @@ class MemoryPPO(OnPolicyAlgorithm):
         vs 7, TMaze-L100 gru 9 vs 8 of 9, lstm 9 of 10); ``"lin_0.01"`` solves KeyDoor
         hopfield 9 of 10 but loses the 100-step corridor for the GRU (4 of 10) and LSTM
         (7 of 10) (docs/policies.md, "The decaying entropy bonus over the grid").
+    :param dual_clip: dual-clip PPO (Ye et al. 2020, as tianshou's ``dual_clip``): for a
+        negative advantage the per-sample objective is bounded below by ``dual_clip * A``, so
+        an action whose probability has grown far past its old one (ratio ``> dual_clip``)
+        stops pushing the update. ``None`` (default): SB3's clipped objective; must be > 1.
+    :param kl_coef: weight of a KL penalty beside the clipped objective, on every sample:
+        ``kl_coef * mean((r - 1) - log r)`` (the k3 estimate of KL(old || new), >= 0, zero at
+        ``r = 1``). The clip leaves samples with a near-zero advantage (every step of a solved
+        policy) free to drift as shared weights move; the penalty pulls each back. 0 (default):
+        off.
     :param vf_coef: value-loss coefficient.
     :param max_grad_norm: gradient-norm clip.
     :param target_kl: stop an update early when the approximate KL passes ``1.5 * target_kl``.
@@ -116,8 +143,8 @@ class MemoryPPO(OnPolicyAlgorithm):
                  batch_size: int | None = None,
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
-                 normalize_advantage: bool | str = "center", ent_coef: float | Schedule = DEFAULT_ENT_COEF, vf_coef: float = 0.5,
-                 max_grad_norm: float = 0.5, target_kl: float | None = None,
+                 normalize_advantage: bool | str = "center", ent_coef: float | Schedule = DEFAULT_ENT_COEF,
+                 dual_clip: float | None = None, kl_coef: float = 0.0, vf_coef: float = 0.5, max_grad_norm: float = 0.5, target_kl: float | None = None,
                  bootstrap_truncated: bool = True, stats_window_size: int = 100,
                  tensorboard_log: str | None = None,
                  policy_kwargs: dict[str, Any] | None = None, verbose: int = 0,
@@ -148,6 +175,14 @@ class MemoryPPO(OnPolicyAlgorithm):
             raise ValueError(f"normalize_advantage must be 'center' (subtract each minibatch's "
                              f"mean, the default), True (also divide by its std, SB3's) or False, "
                              f"got {normalize_advantage!r}")
+        if dual_clip is not None and (isinstance(dual_clip, bool) or not isinstance(dual_clip, (int, float))
+                                      or not dual_clip > 1):
+            raise ValueError(f"dual_clip must be a number > 1 (3 in the dual-clip paper) or None "
+                             f"(off, the default), got {dual_clip!r}")
+        if isinstance(kl_coef, bool) or not isinstance(kl_coef, (int, float)) or not kl_coef >= 0:
+            raise ValueError(f"kl_coef must be a number >= 0 (0: no KL penalty, the default), got {kl_coef!r}")
+        self.kl_coef = float(kl_coef)
+        self.dual_clip = None if dual_clip is None else float(dual_clip)
         self.batch_size, self.n_epochs = batch_size, n_epochs
         self.clip_range, self.clip_range_vf = clip_range, clip_range_vf
         self.normalize_advantage, self.target_kl = normalize_advantage, target_kl
@@ -280,7 +315,7 @@ class MemoryPPO(OnPolicyAlgorithm):
         clip_range_vf = (self.clip_range_vf(self._current_progress_remaining)
                          if self.clip_range_vf is not None else None)
         envs_per_batch = max(1, min(self.n_envs, self.batch_size // self.n_steps))
-        logs: dict[str, list[th.Tensor]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl")}
+        logs: dict[str, list[th.Tensor]] = {k: [] for k in ("pg", "value", "entropy", "clip", "kl", "ratio_max")}
         continue_training = True
         for epoch in range(self.n_epochs):
             approx_kl_divs = []
@@ -297,19 +332,21 @@ class MemoryPPO(OnPolicyAlgorithm):
                 elif self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 ratio = th.exp(log_prob - batch.old_log_prob)
-                policy_loss = -th.min(advantages * ratio,
-                                      advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)).mean()
+                policy_loss = ppo_policy_loss(advantages, log_prob - batch.old_log_prob, clip_range,
+                                              self.dual_clip)
                 values_pred = values if clip_range_vf is None else batch.old_values + th.clamp(
                     values - batch.old_values, -clip_range_vf, clip_range_vf)
                 value_loss = F.mse_loss(batch.returns, values_pred)
                 entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
                 loss = policy_loss + ent_coef * entropy_loss + self.vf_coef * value_loss
+                if self.kl_coef:
+                    loss = loss + self.kl_coef * kl_penalty(log_prob - batch.old_log_prob)
                 with th.no_grad():
                     log_ratio = log_prob - batch.old_log_prob
                     approx_kl = th.mean((th.exp(log_ratio) - 1) - log_ratio)
                     for key, v in (("pg", policy_loss), ("value", value_loss), ("entropy", entropy_loss),
                                    ("clip", th.mean((th.abs(ratio - 1) > clip_range).float())),
-                                   ("kl", approx_kl)):
+                                   ("kl", approx_kl), ("ratio_max", ratio.max())):
                         logs[key].append(v.detach())
                 approx_kl_divs.append(approx_kl)
                 if self.target_kl is not None and float(approx_kl) > 1.5 * self.target_kl:
@@ -331,6 +368,7 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.logger.record("train/value_loss", mean["value"])
         self.logger.record("train/approx_kl", mean["kl"])
         self.logger.record("train/clip_fraction", mean["clip"])
+        self.logger.record("train/ratio_max", max((float(v) for v in logs["ratio_max"]), default=float("nan")))
         self.logger.record("train/loss", float(loss.detach()))
         self.logger.record("train/explained_variance",
                            explained_variance(buf.values_t.flatten().cpu().numpy(),

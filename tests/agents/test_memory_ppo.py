@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from memagent.agents.memory_ppo import MemoryPPO
+from memagent.agents.memory_ppo import MemoryPPO, kl_penalty, ppo_policy_loss
 from memagent.envs import make_vec
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -287,3 +287,34 @@ def test_normalize_advantage_center_subtracts_the_minibatch_mean(mode, moves):
     with pytest.raises(ValueError, match="normalize_advantage must be 'center'"):
         MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), normalize_advantage="mean",
                   policy_kwargs=dict(memory="gru"))
+
+
+def test_dual_clip_stops_a_negative_advantage_whose_ratio_ran_away():
+    """A < 0 at ratio 5: SB3's objective pushes with weight 5 |A|, dual_clip=3 not at all;
+    below the dual clip (ratio 2) both push alike; A > 0 is untouched by the dual clip."""
+    adv = torch.tensor([-1.0, -1.0, 1.0])
+    log_r = torch.log(torch.tensor([5.0, 2.0, 0.5])).requires_grad_()
+    grads = {}
+    for dual in (None, 3.0):
+        log_r.grad = None
+        ppo_policy_loss(adv, log_r, 0.2, dual).backward()
+        grads[dual] = log_r.grad.clone()
+    torch.testing.assert_close(grads[None], torch.tensor([5.0, 2.0, -0.5]) / 3)
+    torch.testing.assert_close(grads[3.0], torch.tensor([0.0, 2.0, -0.5]) / 3)
+
+
+def test_kl_penalty_pulls_every_ratio_back_to_one_and_is_zero_there():
+    log_r = torch.log(torch.tensor([0.5, 1.0, 2.0])).requires_grad_()
+    value = kl_penalty(log_r)
+    value.backward()
+    expected = ((0.5 - 1 - np.log(0.5)) + 0 + (2 - 1 - np.log(2))) / 3
+    assert float(value) == pytest.approx(expected)
+    g = log_r.grad  # d/dlog r of (r - 1 - log r) = r - 1: descent raises r < 1, lowers r > 1
+    torch.testing.assert_close(g, torch.tensor([-0.5, 0.0, 1.0]) / 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"dual_clip": 1.0}, "dual_clip must be a number > 1"),
+                                           ({"kl_coef": -1}, "kl_coef must be a number >= 0")])
+def test_dual_clip_and_kl_coef_bad_values_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MemoryPPO("MlpPolicy", make_vec(ENV, 2, seed=0), policy_kwargs=dict(memory="gru"), **kwargs)
