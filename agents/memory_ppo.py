@@ -38,6 +38,7 @@ from memagent.policies import (
     MemoryActorCriticPolicy,
     MemoryMultiInputActorCriticPolicy,
 )
+from memagent.utils import AUTO_CUDA_MIN_ENVS
 
 SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
 
@@ -196,7 +197,10 @@ class MemoryPPO(OnPolicyAlgorithm):
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space,
                                         self.lr_schedule, **self.policy_kwargs).to(self.device)
-        self._maybe_recommend_cpu("MemoryActorCriticPolicy")
+        if self.n_envs < AUTO_CUDA_MIN_ENVS:
+            # SB3's advice (MLP policies train faster on the CPU) holds for small batches; from
+            # AUTO_CUDA_MIN_ENVS envs a GPU wins (README, `bench gpu`), so it is not repeated there
+            self._maybe_recommend_cpu("MemoryActorCriticPolicy")
         self.rollout_buffer = MemoryRolloutBuffer(self.n_steps, self.n_envs, self.device,
                                                   gamma=self.gamma, gae_lambda=self.gae_lambda)
         self.clip_range = FloatSchedule(self.clip_range)
