@@ -98,3 +98,16 @@ def test_trained_on_device_env_saves_and_evaluates_on_numpy(tmp_path):
     model.save(tmp_path / "m.zip")
     loaded = MemoryPPO.load(tmp_path / "m.zip", env=make_vec("memagent/TMaze-v0", 2, seed=1), device="cpu")
     assert 0.0 <= success_rate(loaded, make_vec("memagent/TMaze-v0", 2, seed=1), 4) <= 1.0
+
+
+def test_sb3_cpu_advice_only_below_the_auto_cuda_batch(monkeypatch):
+    """SB3 warns that MLP policies train faster on the CPU; from AUTO_CUDA_MIN_ENVS envs a GPU
+    measurably wins (README, `bench gpu`), so MemoryPPO asks SB3 for that advice only below."""
+    from memagent.utils import AUTO_CUDA_MIN_ENVS
+
+    asked = []
+    monkeypatch.setattr(MemoryPPO, "_maybe_recommend_cpu", lambda self, name: asked.append(self.n_envs))
+    for n in (2, AUTO_CUDA_MIN_ENVS - 1, AUTO_CUDA_MIN_ENVS):
+        MemoryPPO("MlpPolicy", make_vec("memagent/TMaze-v0", n, seed=0), n_steps=8, seed=0,
+                  device="cpu", policy_kwargs=dict(memory="gru"))
+    assert asked == [2, AUTO_CUDA_MIN_ENVS - 1]
