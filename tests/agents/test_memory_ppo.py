@@ -35,8 +35,11 @@ def success_rate(model, n_episodes: int = 100, seed: int = 1000, **env_kwargs) -
 # eleventh session, ent_coef="lin_0.003": every core 5 of seeds 0-4 at these budgets, success
 # 1.00 on each; no memory 0.52 at 20k. Under the twelfth session's defaults (one env sequence
 # per minibatch, advantages centred): gru, lstm and nmn 5 of seeds 0-4 (1.00 each), hopfield
-# 6 of seeds 0-6 at 80k (seed 2 at 0.48; 1.00 at 120k), so the hopfield core gets 120k.
-BUDGET = {"hopfield": 120_000, "gru": 50_000, "lstm": 50_000, "nmn": 50_000}
+# 6 of seeds 0-6 at 80k (seed 2 at 0.48; 1.00 at 120k), so the hopfield core got 120k. On
+# 2026-12-04 (a fresh install of the same pins: numpy 2.4.6, gymnasium 1.4.0, SB3 2.9.2, torch
+# 2.13.0 and 2.14.1 alike) seed 0 ended at 0.52 at 120k and 1.00 at 160k (seed 1 1.00 at both),
+# so it gets 160k; the hopfield core's drops are what kl_coef addresses (docs/policies.md).
+BUDGET = {"hopfield": 160_000, "gru": 50_000, "lstm": 50_000, "nmn": 50_000}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
