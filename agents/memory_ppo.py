@@ -46,6 +46,8 @@ SelfMemoryPPO = TypeVar("SelfMemoryPPO", bound="MemoryPPO")
 DEFAULT_LEARNING_RATE = LinearSchedule(6e-4, 0.0, 1.0)
 #: 0.003 at the start of ``learn``, 0 at its end (``"lin_0.003"`` on the command line).
 DEFAULT_ENT_COEF = LinearSchedule(0.003, 0.0, 1.0)
+#: weight of the KL penalty that holds a solved policy (``kl_coef``).
+DEFAULT_KL_COEF = 0.1
 
 
 def ppo_policy_loss(advantages: th.Tensor, log_ratio: th.Tensor, clip_range: float,
@@ -114,8 +116,10 @@ class MemoryPPO(OnPolicyAlgorithm):
     :param kl_coef: weight of a KL penalty beside the clipped objective, on every sample:
         ``kl_coef * mean((r - 1) - log r)`` (the k3 estimate of KL(old || new), >= 0, zero at
         ``r = 1``). The clip leaves samples with a near-zero advantage (every step of a solved
-        policy) free to drift as shared weights move; the penalty pulls each back. 0 (default):
-        off.
+        policy) free to drift as shared weights move; the penalty pulls each back. 0.1
+        (default; 0 turns it off): over 100 runs of the grid no run that reached 95% greedy
+        success fell back, against 4 of 115 at 0 with the same solves (docs/policies.md,
+        "`kl_coef=0.1` over the grid").
     :param vf_coef: value-loss coefficient.
     :param max_grad_norm: gradient-norm clip.
     :param target_kl: stop an update early when the approximate KL passes ``1.5 * target_kl``.
@@ -145,7 +149,7 @@ class MemoryPPO(OnPolicyAlgorithm):
                  n_epochs: int = 10, gamma: float = 0.99, gae_lambda: float = 0.95,
                  clip_range: float | Schedule = 0.2, clip_range_vf: float | Schedule | None = None,
                  normalize_advantage: bool | str = "center", ent_coef: float | Schedule = DEFAULT_ENT_COEF,
-                 dual_clip: float | None = None, kl_coef: float = 0.0, vf_coef: float = 0.5, max_grad_norm: float = 0.5, target_kl: float | None = None,
+                 dual_clip: float | None = None, kl_coef: float = DEFAULT_KL_COEF, vf_coef: float = 0.5, max_grad_norm: float = 0.5, target_kl: float | None = None,
                  bootstrap_truncated: bool = True, stats_window_size: int = 100,
                  tensorboard_log: str | None = None,
                  policy_kwargs: dict[str, Any] | None = None, verbose: int = 0,
@@ -181,7 +185,7 @@ class MemoryPPO(OnPolicyAlgorithm):
             raise ValueError(f"dual_clip must be a number > 1 (3 in the dual-clip paper) or None "
                              f"(off, the default), got {dual_clip!r}")
         if isinstance(kl_coef, bool) or not isinstance(kl_coef, (int, float)) or not kl_coef >= 0:
-            raise ValueError(f"kl_coef must be a number >= 0 (0: no KL penalty, the default), got {kl_coef!r}")
+            raise ValueError(f"kl_coef must be a number >= 0 (0 turns the KL penalty off; the default is 0.1), got {kl_coef!r}")
         self.kl_coef = float(kl_coef)
         self.dual_clip = None if dual_clip is None else float(dual_clip)
         self.batch_size, self.n_epochs = batch_size, n_epochs
