@@ -274,9 +274,10 @@ def test_ent_coef_takes_a_schedule_of_the_progress_remaining():
 @pytest.mark.parametrize("mode, moves", [("center", False), (False, True), (True, False)])
 def test_normalize_advantage_center_subtracts_the_minibatch_mean(mode, moves):
     """With every advantage the same constant, "center" (and SB3's True) leave the action head
-    untouched (the policy loss is 0 and there is no entropy bonus), False pushes it."""
+    untouched (the policy loss is 0, and there is no entropy bonus and no KL penalty, which
+    would pull on the head once the shared layers move), False pushes it."""
     model = MemoryPPO("MlpPolicy", make_vec(ENV, 4, seed=0), n_steps=16, batch_size=32, n_epochs=1,
-                      ent_coef=0.0, learning_rate=1e-3, normalize_advantage=mode,
+                      ent_coef=0.0, kl_coef=0.0, learning_rate=1e-3, normalize_advantage=mode,
                       policy_kwargs=dict(memory="gru"), seed=0, device="cpu")  # (lin_ would be 0 at the one update)
     compute = model.rollout_buffer.compute_returns_and_advantage
 
